@@ -11,6 +11,7 @@ std::string_view to_string(ErrorCode code) {
     case ErrorCode::kCorrupt: return "corrupt";
     case ErrorCode::kUnsupported: return "unsupported";
     case ErrorCode::kUnavailable: return "unavailable";
+    case ErrorCode::kTls: return "tls";
     case ErrorCode::kTooLarge: return "too large";
     case ErrorCode::kIo: return "i/o error";
     case ErrorCode::kInternal: return "internal error";

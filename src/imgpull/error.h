@@ -24,7 +24,8 @@ enum class ErrorCode {
   kDenied,           // authenticated but not allowed (HTTP 403)
   kCorrupt,          // bytes that do not match their digest, size or schema
   kUnsupported,      // a well-formed thing we do not handle (schema 1, ...)
-  kUnavailable,      // network, TLS, DNS, 5xx: the other side could not serve
+  kUnavailable,      // network, DNS, 5xx: the other side could not serve
+  kTls,              // TLS handshake failed or the peer's certificate is not trusted
   kTooLarge,         // over one of our named limits
   kIo,               // the local filesystem failed us
   kInternal,         // a bug in imgpull

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds imgpull and runs every test: unit tests and the integration tests
+# against real registries (Debian's docker-registry), then the unit tests again
+# under AddressSanitizer + UndefinedBehaviorSanitizer.
+#
+#   sudo bash scripts/test.sh          # on a fresh Debian 12 machine, as root
+#
+# Environment: IMGPULL_BUILD_DIR (default build), IMGPULL_SKIP_SANITIZE=1 to
+# skip the sanitizer pass, IMGPULL_CTEST_ARGS for extra ctest arguments.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+
+jobs=$(nproc)
+build=${IMGPULL_BUILD_DIR:-build}
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j "$jobs"
+(cd "$build" && ctest --output-on-failure -j "$jobs" ${IMGPULL_CTEST_ARGS:-})
+
+if [ "${IMGPULL_SKIP_SANITIZE:-0}" != 1 ]; then
+  echo "== unit tests under ASan+UBSan"
+  cmake -S . -B "$build-asan" -DCMAKE_BUILD_TYPE=Debug -DIMGPULL_SANITIZE=ON \
+        -DIMGPULL_INTEGRATION_TESTS=OFF >/dev/null
+  cmake --build "$build-asan" -j "$jobs" --target imgpull_unit_tests
+  (cd "$build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+     ctest --output-on-failure -j "$jobs" -L unit)
+fi

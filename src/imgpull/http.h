@@ -1,0 +1,117 @@
+// HTTP for talking to registries, over libcurl.
+//
+// One Client serves a whole pull and may be used from several threads at
+// once: each call borrows an easy handle from a pool, so a handle keeps its
+// connection alive between calls (N download threads = N reused connections)
+// while DNS answers and TLS sessions are shared between handles.
+//
+// Redirects are followed here, not by libcurl, so that every hop is logged and
+// the Authorization header is only ever sent to the origin it was meant for.
+//
+//   http::Client client({.debug_log = [](std::string_view l) { std::cerr << l << "\n"; }});
+//   http::Request req{.url = "https://127.0.0.1:5000/v2/"};
+//   IMGPULL_ASSIGN_OR_RETURN(http::Response res, client.fetch(req));
+//   if (res.status == 401) ... res.header("www-authenticate") ...
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "imgpull/error.h"
+
+namespace imgpull::http {
+
+// Bodies we keep in memory (manifests, tokens, error documents) are bounded;
+// 4 MiB is the manifest limit containerd and the distribution registry use.
+inline constexpr size_t kDefaultMaxBufferedBody = 4 * 1024 * 1024;
+// Error bodies are only for messages: a few KiB say all a registry says.
+inline constexpr size_t kMaxErrorBody = 16 * 1024;
+
+struct Request {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // Sent as "Authorization: <value>" to the origin of `url` only; dropped on a
+  // redirect to any other scheme, host or port.
+  std::optional<std::string> authorization;
+  std::string body;  // sent when non-empty (POST forms)
+  size_t max_buffered_body = kDefaultMaxBufferedBody;
+  int max_redirects = 10;
+};
+
+struct Response {
+  long status = 0;
+  // Headers of the final response, names lower-cased, in arrival order.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;  // the body (fetch), or an error body up to kMaxErrorBody (stream)
+  std::string url;   // the URL that answered, after redirects
+
+  // The first value of a header ("" when absent); `name` is lower-case.
+  std::string header(std::string_view name) const;
+  std::vector<std::string> header_values(std::string_view name) const;
+};
+
+// Receives the body of a 2xx response as it arrives. Returning an Error
+// aborts the transfer and becomes the result of Client::stream.
+using BodySink = std::function<Status(const char* data, size_t size)>;
+
+struct ClientOptions {
+  // Called once per HTTP exchange: "GET URL -> 200 (1.2 KiB, 14 ms)". Never
+  // given a header value, so no secret can reach it.
+  std::function<void(std::string_view)> debug_log;
+  // The CA bundle to trust for an origin host ("127.0.0.1:5000"); "" keeps the
+  // system bundle.
+  std::function<std::string(std::string_view host)> ca_file_for_host;
+  // Hosts whose TLS certificates are not verified (--insecure-registry).
+  std::function<bool(std::string_view host)> skip_tls_verify;
+  std::string user_agent = "imgpull/0.1";
+  long connect_timeout_seconds = 30;
+  // A transfer slower than 1 byte/s for this long is a stall.
+  long stall_timeout_seconds = 60;
+};
+
+class Client {
+ public:
+  explicit Client(ClientOptions options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Performs the request and buffers the body (bounded by
+  // request.max_buffered_body: a larger body is kTooLarge).
+  Result<Response> fetch(const Request& request);
+
+  // Performs the request; the body of a 2xx answer goes to `sink`, any other
+  // answer's body is kept (bounded) in Response::body for the error message.
+  Result<Response> stream(const Request& request, const BodySink& sink);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "https://Host:443/x" -> "https://host" ; "http://h:80" -> "http://h";
+// other ports are kept. "" when the URL cannot be parsed.
+std::string origin_of(std::string_view url);
+
+// Resolves a Location header against the URL it came from.
+Result<std::string> resolve_url(std::string_view base, std::string_view location);
+
+// True when an https attempt failed in a way that means the server speaks
+// plain HTTP on that port (a handshake failure, not an untrusted certificate).
+bool is_tls_handshake_failure(const Error& error);
+
+// Percent-encodes a query or form value.
+std::string url_encode(std::string_view value);
+
+// "1.2 KiB", "14 B", "3.4 MiB": for logs.
+std::string format_bytes_binary(uint64_t bytes);
+
+}  // namespace imgpull::http

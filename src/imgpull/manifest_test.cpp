@@ -1,0 +1,165 @@
+#include "imgpull/manifest.h"
+
+#include <gtest/gtest.h>
+
+namespace imgpull {
+namespace {
+
+const std::string kDigestA = "sha256:" + std::string(64, 'a');
+const std::string kDigestB = "sha256:" + std::string(64, 'b');
+
+std::string oci_manifest(bool with_media_type = true) {
+  nlohmann::json j = {
+      {"schemaVersion", 2},
+      {"config", {{"mediaType", "application/vnd.oci.image.config.v1+json"}, {"digest", kDigestA}, {"size", 10}}},
+      {"layers", {{{"mediaType", "application/vnd.oci.image.layer.v1.tar+gzip"}, {"digest", kDigestB}, {"size", 20}}}}};
+  if (with_media_type) j["mediaType"] = media_type::kOciManifest;
+  return j.dump();
+}
+
+std::string index_with(std::vector<nlohmann::json> platforms) {
+  nlohmann::json j = {{"schemaVersion", 2}, {"mediaType", media_type::kOciIndex}, {"manifests", nlohmann::json::array()}};
+  char c = 'c';
+  for (auto& p : platforms) {
+    j["manifests"].push_back({{"mediaType", media_type::kOciManifest},
+                              {"digest", "sha256:" + std::string(64, c++)},
+                              {"size", 100},
+                              {"platform", p}});
+  }
+  return j.dump();
+}
+
+TEST(Manifest, ParsesOciManifest) {
+  auto m = parse_manifest(oci_manifest(), "application/vnd.oci.image.manifest.v1+json");
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  auto& im = std::get<ImageManifest>(*m);
+  EXPECT_EQ(im.config.digest.str(), kDigestA);
+  ASSERT_EQ(im.layers.size(), 1u);
+  EXPECT_EQ(im.layers[0].size, 20);
+}
+
+TEST(Manifest, TypeFromContentTypeWhenDocumentHasNone) {
+  // umoci writes manifests without mediaType.
+  auto m = parse_manifest(oci_manifest(false), "application/vnd.oci.image.manifest.v1+json; charset=utf-8");
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  EXPECT_EQ(std::get<ImageManifest>(*m).media_type, media_type::kOciManifest);
+}
+
+TEST(Manifest, RejectsMediaTypeDisagreeingWithContentType) {
+  auto m = parse_manifest(oci_manifest(), std::string(media_type::kDockerManifest));
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().code(), ErrorCode::kCorrupt);
+  EXPECT_NE(m.error().message().find("disagrees"), std::string::npos);
+}
+
+TEST(Manifest, RejectsAmbiguousDocument) {
+  auto j = nlohmann::json::parse(oci_manifest(false));
+  j["manifests"] = nlohmann::json::array();
+  auto m = parse_manifest(j.dump(), "application/json");
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.error().message().find("ambiguous"), std::string::npos);
+}
+
+TEST(Manifest, RejectsSchema1WithClearMessage) {
+  auto m = parse_manifest(R"({"schemaVersion":1,"name":"x","tag":"latest","fsLayers":[]})",
+                          "application/vnd.docker.distribution.manifest.v1+prettyjws");
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().code(), ErrorCode::kUnsupported);
+  EXPECT_NE(m.error().message().find("schema 1"), std::string::npos);
+}
+
+TEST(Manifest, RejectsMalformed) {
+  const char* cases[] = {
+      "", "[]", "null", "{", R"({"schemaVersion":3})",
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]})",
+      R"({"schemaVersion":2,"config":{"digest":"sha256:abc","size":1},"layers":[]})",
+      R"({"schemaVersion":2,"config":{"digest":"sha256:../../../etc/passwd","size":1},"layers":[]})",
+  };
+  for (const char* c : cases) {
+    auto m = parse_manifest(c, "application/vnd.oci.image.manifest.v1+json");
+    EXPECT_FALSE(m.ok()) << c;
+  }
+  auto negative = nlohmann::json::parse(oci_manifest());
+  negative["layers"][0]["size"] = -1;
+  EXPECT_FALSE(parse_manifest(negative.dump(), "").ok());
+}
+
+TEST(Manifest, RejectsOversizedDocument) {
+  std::string big(kMaxManifestBytes + 1, ' ');
+  auto m = parse_manifest(big, "");
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().code(), ErrorCode::kTooLarge);
+}
+
+TEST(Manifest, UnknownMediaTypeIsUnsupported) {
+  auto j = nlohmann::json::parse(oci_manifest());
+  j["mediaType"] = "application/vnd.example+json";
+  auto m = parse_manifest(j.dump(), "");
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().code(), ErrorCode::kUnsupported);
+}
+
+TEST(Platform, SelectsFromIndexAndListsWhatIsOffered) {
+  auto m = parse_manifest(index_with({{{"os", "linux"}, {"architecture", "amd64"}},
+                                      {{"os", "linux"}, {"architecture", "arm64"}, {"variant", "v8"}},
+                                      {{"os", "linux"}, {"architecture", "arm"}, {"variant", "v6"}}}),
+                          "");
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  auto& index = std::get<ImageIndex>(*m);
+  auto arm64 = select_platform(index, *Platform::parse("linux/arm64"));
+  ASSERT_TRUE(arm64.ok());
+  EXPECT_EQ(arm64->digest.hex()[0], 'd');
+  auto amd64 = select_platform(index, *Platform::parse("linux/amd64"));
+  ASSERT_TRUE(amd64.ok());
+  EXPECT_EQ(amd64->digest.hex()[0], 'c');
+  auto armv7 = select_platform(index, *Platform::parse("linux/arm/v7"));
+  ASSERT_FALSE(armv7.ok());
+  EXPECT_NE(armv7.error().message().find("linux/amd64, linux/arm64/v8, linux/arm/v6"), std::string::npos)
+      << armv7.error().message();
+  EXPECT_FALSE(select_platform(index, *Platform::parse("windows/amd64")).ok());
+}
+
+TEST(Platform, ParsesAndNormalises) {
+  EXPECT_EQ(Platform::parse("linux/x86_64")->architecture, "amd64");
+  EXPECT_EQ(Platform::parse("linux/arm/v7")->str(), "linux/arm/v7");
+  EXPECT_FALSE(Platform::parse("linux").ok());
+  EXPECT_FALSE(Platform::parse("linux//v7").ok());
+  EXPECT_FALSE(Platform::parse("a/b/c/d").ok());
+  EXPECT_TRUE(Platform::parse("linux/arm64")->matches(Platform{"linux", "arm64", "", ""}));
+  EXPECT_TRUE(Platform::parse("linux/arm")->matches(Platform{"linux", "arm", "v7", ""}));
+  EXPECT_FALSE(Platform::parse("linux/arm/v6")->matches(Platform{"linux", "arm", "v7", ""}));
+  EXPECT_EQ(Platform::host().os, "linux");
+}
+
+TEST(Config, ParsesDiffIdsAndHistory) {
+  std::string doc = R"({"created":"2024-01-02T03:04:05Z","architecture":"amd64","os":"linux",
+    "rootfs":{"type":"layers","diff_ids":[")" + kDigestA + R"("]},
+    "history":[{"created_by":"/bin/sh -c true","empty_layer":true},{"created_by":"COPY x"}]})";
+  auto c = parse_config(doc);
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->created, "2024-01-02T03:04:05Z");
+  ASSERT_EQ(c->diff_ids.size(), 1u);
+  ASSERT_EQ(c->history.size(), 2u);
+  EXPECT_TRUE(c->history[0].empty_layer);
+  EXPECT_FALSE(parse_config(R"({"architecture":"amd64"})").ok());
+}
+
+TEST(Manifest, DockerToOciKeepsBlobs) {
+  nlohmann::json docker = {
+      {"schemaVersion", 2},
+      {"mediaType", media_type::kDockerManifest},
+      {"config", {{"mediaType", media_type::kDockerConfig}, {"digest", kDigestA}, {"size", 10}}},
+      {"layers", {{{"mediaType", media_type::kDockerLayerGzip}, {"digest", kDigestB}, {"size", 20}}}}};
+  auto m = parse_manifest(docker.dump(), "");
+  ASSERT_TRUE(m.ok());
+  auto oci = parse_manifest(to_oci_manifest(std::get<ImageManifest>(*m)), "");
+  ASSERT_TRUE(oci.ok()) << oci.error().message();
+  auto& om = std::get<ImageManifest>(*oci);
+  EXPECT_EQ(om.media_type, media_type::kOciManifest);
+  EXPECT_EQ(om.config.media_type, media_type::kOciConfig);
+  EXPECT_EQ(om.layers[0].media_type, media_type::kOciLayerGzip);
+  EXPECT_EQ(om.layers[0].digest.str(), kDigestB);
+}
+
+}  // namespace
+}  // namespace imgpull

@@ -1,0 +1,281 @@
+#include "imgpull/pull.h"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+namespace imgpull {
+namespace {
+
+// Progress events are throttled to one per this many bytes per layer: enough
+// for a smooth bar, few enough to cost nothing.
+constexpr uint64_t kProgressEveryBytes = 512 * 1024;
+
+// Serialises events from the download threads.
+class EventSink {
+ public:
+  explicit EventSink(const std::function<void(const PullEvent&)>& fn) : fn_(fn) {}
+  void emit(PullEvent event) {
+    if (!fn_) return;
+    std::lock_guard lock(mutex_);
+    fn_(event);
+  }
+  void layer(PullEvent::Kind kind, const Descriptor& d, uint64_t current = 0) {
+    emit(PullEvent{kind, d.digest, current, static_cast<uint64_t>(d.size), {}});
+  }
+
+ private:
+  const std::function<void(const PullEvent&)>& fn_;
+  std::mutex mutex_;
+};
+
+struct ResolvedImage {
+  ImageManifest manifest;
+  FetchedManifest fetched;               // the manifest as the registry (or store) has it
+  std::optional<FetchedManifest> index;  // the index it was chosen from, if any
+  Digest repo_digest() const { return index ? index->digest : fetched.digest; }
+};
+
+bool is_config_type(std::string_view t) {
+  return t == media_type::kDockerConfig || t == media_type::kOciConfig;
+}
+
+bool is_layer_type(std::string_view t) {
+  return t.starts_with("application/vnd.oci.image.layer.") ||
+         t.starts_with("application/vnd.docker.image.rootfs.");
+}
+
+Status check_image_manifest(const ImageManifest& m) {
+  if (!is_config_type(m.config.media_type)) {
+    return Error(ErrorCode::kUnsupported,
+                 fmt::format("not a container image: its config has media type \"{}\"",
+                             m.config.media_type));
+  }
+  for (const auto& layer : m.layers) {
+    if (!is_layer_type(layer.media_type)) {
+      return Error(ErrorCode::kUnsupported, fmt::format("layer {} has unsupported media type \"{}\"",
+                                                        layer.digest.str(), layer.media_type));
+    }
+  }
+  return {};
+}
+
+Result<ResolvedImage> resolve_remote(RegistryClient& registry, const Reference& ref,
+                                     const Platform& platform) {
+  IMGPULL_ASSIGN_OR_RETURN(FetchedManifest top, registry.get_manifest(ref.manifest_selector()));
+  auto parsed = parse_manifest(top.bytes, top.content_type);
+  if (!parsed) return std::move(parsed).error().wrap("manifest " + top.digest.str());
+  if (auto* manifest = std::get_if<ImageManifest>(&*parsed)) {
+    return ResolvedImage{std::move(*manifest), std::move(top), std::nullopt};
+  }
+  auto& index = std::get<ImageIndex>(*parsed);
+  IMGPULL_ASSIGN_OR_RETURN(Descriptor chosen, select_platform(index, platform));
+  IMGPULL_ASSIGN_OR_RETURN(FetchedManifest child, registry.get_manifest(chosen.digest.str()));
+  if (child.bytes.size() != static_cast<size_t>(chosen.size)) {
+    return Error(ErrorCode::kCorrupt, fmt::format("manifest {}: the index declares {} bytes, got {}",
+                                                  chosen.digest.str(), chosen.size, child.bytes.size()));
+  }
+  auto child_parsed = parse_manifest(child.bytes, child.content_type);
+  if (!child_parsed) return std::move(child_parsed).error().wrap("manifest " + child.digest.str());
+  auto* manifest = std::get_if<ImageManifest>(&*child_parsed);
+  if (manifest == nullptr) {
+    return Error(ErrorCode::kUnsupported,
+                 fmt::format("index {} points at another index for {}; nested indexes are not followed",
+                             top.digest.str(), platform.str()));
+  }
+  return ResolvedImage{std::move(*manifest), std::move(child), std::move(top)};
+}
+
+// A pull by digest whose every blob is already in the store needs no network.
+std::optional<ResolvedImage> resolve_local(const Store& store, const Reference& ref,
+                                           const Platform& platform) {
+  if (!ref.digest || !store.has_blob(*ref.digest)) return std::nullopt;
+  auto read = [&](const Digest& d) -> std::optional<FetchedManifest> {
+    auto bytes = store.read_blob(d, kMaxManifestBytes);
+    if (!bytes) return std::nullopt;
+    return FetchedManifest{std::move(bytes).value(), "", d};
+  };
+  auto top = read(*ref.digest);
+  if (!top) return std::nullopt;
+  auto parsed = parse_manifest(top->bytes, "");
+  if (!parsed) return std::nullopt;
+  std::optional<FetchedManifest> index;
+  if (auto* idx = std::get_if<ImageIndex>(&*parsed)) {
+    auto chosen = select_platform(*idx, platform);
+    if (!chosen || !store.has_blob(chosen->digest)) return std::nullopt;
+    auto child = read(chosen->digest);
+    if (!child) return std::nullopt;
+    parsed = parse_manifest(child->bytes, "");
+    if (!parsed || !std::holds_alternative<ImageManifest>(*parsed)) return std::nullopt;
+    index = std::move(top);
+    top = std::move(child);
+  }
+  ResolvedImage image{std::get<ImageManifest>(std::move(*parsed)), std::move(*top), std::move(index)};
+  if (!store.has_blob(image.manifest.config.digest)) return std::nullopt;
+  for (const auto& layer : image.manifest.layers) {
+    if (!store.has_blob(layer.digest)) return std::nullopt;
+  }
+  return image;
+}
+
+class LayerDownloader {
+ public:
+  LayerDownloader(RegistryClient& registry, Store& store, EventSink& events)
+      : registry_(registry), store_(store), events_(events) {}
+
+  // Fetches `layers` with at most `concurrency` at once; the first failure
+  // stops the others and is returned.
+  Status run(const std::vector<Descriptor>& layers, int concurrency) {
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      while (!failed_.load()) {
+        size_t i = next.fetch_add(1);
+        if (i >= layers.size()) return;
+        Status st = download(layers[i]);
+        if (!st.ok()) fail(std::move(st).error().wrap("layer " + layers[i].digest.str()));
+      }
+    };
+    std::vector<std::thread> threads;
+    int n = std::max(1, std::min<int>(concurrency, static_cast<int>(layers.size())));
+    for (int t = 0; t < n; ++t) threads.emplace_back(work);
+    for (auto& t : threads) t.join();
+    if (first_error_) return std::move(*first_error_);
+    return {};
+  }
+
+  uint64_t bytes_downloaded() const { return bytes_.load(); }
+
+ private:
+  Status download(const Descriptor& layer) {
+    IMGPULL_ASSIGN_OR_RETURN(auto writer, store_.begin_ingest(layer.digest, layer.size));
+    if (writer) {
+      uint64_t next_report = 0;
+      auto sink = [&](const char* data, size_t size) -> Status {
+        if (failed_.load()) return Error(ErrorCode::kUnavailable, "cancelled: another download failed");
+        IMGPULL_TRY(writer->write(data, size));
+        bytes_ += size;
+        if (writer->bytes_written() >= next_report) {
+          events_.layer(PullEvent::Kind::kLayerDownloading, layer, writer->bytes_written());
+          next_report = writer->bytes_written() + kProgressEveryBytes;
+        }
+        return {};
+      };
+      IMGPULL_TRY(registry_.stream_blob(layer, sink));
+      events_.layer(PullEvent::Kind::kLayerVerifying, layer, writer->bytes_written());
+      IMGPULL_TRY(writer->commit());
+      events_.layer(PullEvent::Kind::kLayerDownloaded, layer, static_cast<uint64_t>(layer.size));
+    }
+    events_.layer(PullEvent::Kind::kLayerComplete, layer, static_cast<uint64_t>(layer.size));
+    return {};
+  }
+
+  void fail(Error error) {
+    std::lock_guard lock(error_mutex_);
+    if (!first_error_) first_error_ = std::move(error);
+    failed_ = true;
+  }
+
+  RegistryClient& registry_;
+  Store& store_;
+  EventSink& events_;
+  std::atomic<bool> failed_{false};
+  std::atomic<uint64_t> bytes_{0};
+  std::mutex error_mutex_;
+  std::optional<Error> first_error_;
+};
+
+// Puts the manifests into the store and returns the OCI manifest to name.
+Result<Descriptor> store_manifests(Store& store, const ResolvedImage& image, const ImageConfig& config) {
+  if (image.index) IMGPULL_TRY(store.write_blob(image.index->digest, image.index->bytes));
+  IMGPULL_TRY(store.write_blob(image.fetched.digest, image.fetched.bytes));
+  Descriptor named{std::string(media_type::kOciManifest), image.fetched.digest,
+                   static_cast<int64_t>(image.fetched.bytes.size()), {}, {}, config.platform};
+  if (image.manifest.media_type == media_type::kDockerManifest) {
+    // OCI tools read only OCI manifests from a layout: store one that points
+    // at the same blobs, and keep the registry's own for digests.
+    std::string oci = to_oci_manifest(image.manifest);
+    named.digest = Digest::of(oci);
+    named.size = static_cast<int64_t>(oci.size());
+    IMGPULL_TRY(store.write_blob(named.digest, oci));
+  }
+  return named;
+}
+
+Result<PullResult> pull(http::Client& client, Store& store, const Reference& ref,
+                        const PullOptions& options) {
+  EventSink events(options.on_event);
+  std::optional<ResolvedImage> image = resolve_local(store, ref, options.platform);
+  bool fetched_anything = false;
+  std::unique_ptr<RegistryClient> registry;
+  if (!image) {
+    IMGPULL_ASSIGN_OR_RETURN(registry, RegistryClient::connect(client, ref, options.registry));
+    IMGPULL_ASSIGN_OR_RETURN(image, resolve_remote(*registry, ref, options.platform));
+  }
+  const ImageManifest& manifest = image->manifest;
+  IMGPULL_TRY(check_image_manifest(manifest));
+  events.emit(PullEvent{PullEvent::Kind::kResolved, std::nullopt, 0, 0, manifest.layers});
+
+  std::string config_bytes;
+  if (store.has_blob(manifest.config.digest)) {
+    IMGPULL_ASSIGN_OR_RETURN(config_bytes, store.read_blob(manifest.config.digest, kMaxConfigBytes));
+  } else {
+    auto fetched = registry->get_blob(manifest.config, kMaxConfigBytes);
+    if (!fetched) return std::move(fetched).error().wrap("config");
+    config_bytes = std::move(fetched).value();
+    fetched_anything = true;
+  }
+  auto config = parse_config(config_bytes);
+  if (!config) return std::move(config).error().wrap("config " + manifest.config.digest.str());
+  if (config->diff_ids.size() != manifest.layers.size()) {
+    return Error(ErrorCode::kCorrupt,
+                 fmt::format("config {} lists {} diff_ids but the manifest has {} layers",
+                             manifest.config.digest.str(), config->diff_ids.size(), manifest.layers.size()));
+  }
+
+  std::vector<Descriptor> missing;
+  for (const auto& layer : manifest.layers) {
+    if (store.has_blob(layer.digest)) {
+      events.layer(PullEvent::Kind::kLayerExists, layer);
+    } else {
+      missing.push_back(layer);
+      events.layer(PullEvent::Kind::kLayerWaiting, layer);
+    }
+  }
+  uint64_t bytes_downloaded = 0;
+  if (!missing.empty()) {  // resolve_local only succeeds with every layer present
+    LayerDownloader downloader(*registry, store, events);
+    IMGPULL_TRY(downloader.run(missing, options.max_concurrent_downloads));
+    bytes_downloaded = downloader.bytes_downloaded();
+    fetched_anything = true;
+  }
+  // The config is committed after the layers, so that an image whose config
+  // is present is one whose pull got at least that far.
+  IMGPULL_TRY(store.write_blob(manifest.config.digest, config_bytes));
+  IMGPULL_ASSIGN_OR_RETURN(Descriptor named, store_manifests(store, *image, *config));
+
+  std::string name = store_name_for(ref);
+  IMGPULL_ASSIGN_OR_RETURN(auto previous, store.find_image(name));
+  bool up_to_date = !fetched_anything && previous && previous->manifest.digest == named.digest;
+  IMGPULL_TRY(store.record_image(ImageRecord{name, named, image->repo_digest(), now_rfc3339()}));
+  return PullResult{name,           named.digest,         image->repo_digest(),
+                    manifest.config.digest, up_to_date, bytes_downloaded,
+                    manifest.layers};
+}
+
+}  // namespace
+
+std::string store_name_for(const Reference& ref) {
+  if (ref.digest) return ref.name() + "@" + ref.digest->str();
+  return ref.name() + ":" + ref.tag.value_or("latest");
+}
+
+Result<PullResult> pull_image(http::Client& client, Store& store, const Reference& ref,
+                              const PullOptions& options) {
+  auto result = pull(client, store, ref, options);
+  if (!result) return std::move(result).error().wrap("pulling " + ref.str());
+  return result;
+}
+
+}  // namespace imgpull

@@ -1,0 +1,74 @@
+// The distribution API (Docker Registry HTTP API V2 / OCI distribution spec)
+// for one repository: ping, manifests, blobs, with authentication handled.
+//
+// connect() decides how to speak to the registry: https, verified against the
+// system CAs or certs.d; plain http only for loopback hosts and hosts listed as
+// insecure (as Docker does, except that we never skip TLS verification for
+// loopback: a loopback host that speaks TLS must present a trusted
+// certificate).
+//
+//   IMGPULL_ASSIGN_OR_RETURN(auto registry, RegistryClient::connect(client, ref, options));
+//   IMGPULL_ASSIGN_OR_RETURN(FetchedManifest m, registry->get_manifest(ref.manifest_selector()));
+//   IMGPULL_TRY(registry->stream_blob(layer, sink));
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "imgpull/auth.h"
+#include "imgpull/digest.h"
+#include "imgpull/error.h"
+#include "imgpull/http.h"
+#include "imgpull/manifest.h"
+#include "imgpull/reference.h"
+
+namespace imgpull {
+
+struct RegistryOptions {
+  // Hosts ("host:port" or "host") that may be spoken to over plain http, and
+  // whose TLS certificates are not verified: --insecure-registry.
+  std::vector<std::string> insecure_registries;
+  CredentialLookup credentials;
+};
+
+// True for hosts that may use plain http without being listed as insecure:
+// localhost and 127.0.0.0/8 and ::1, with any port.
+bool is_loopback_host(std::string_view host);
+bool is_insecure_host(std::string_view host, const std::vector<std::string>& insecure_registries);
+
+struct FetchedManifest {
+  std::string bytes;
+  std::string content_type;
+  Digest digest;  // our own hash of `bytes`, never the registry's header
+};
+
+class RegistryClient {
+ public:
+  static Result<std::unique_ptr<RegistryClient>> connect(http::Client& client, const Reference& ref,
+                                                         const RegistryOptions& options);
+
+  const std::string& base_url() const { return base_url_; }
+
+  // GET /v2/<repo>/manifests/<selector>. When `selector` is a digest the bytes
+  // must hash to it.
+  Result<FetchedManifest> get_manifest(const std::string& selector);
+  // A small blob (a config), checked against its descriptor.
+  Result<std::string> get_blob(const Descriptor& blob, size_t max_bytes);
+  // Streams a blob's bytes to `sink`; checking them is the sink's job.
+  Status stream_blob(const Descriptor& blob, const http::BodySink& sink);
+
+ private:
+  RegistryClient(http::Client& client, Reference ref, std::string base_url, bool plain_http,
+                 const RegistryOptions& options);
+  Result<http::Response> send(http::Request request, const http::BodySink* sink);
+  Error response_error(const http::Response& response, std::string_view what) const;
+
+  http::Client& client_;
+  Reference ref_;
+  std::string base_url_;  // "https://host:port"
+  std::string scope_;     // "repository:<path>:pull"
+  Authenticator auth_;
+};
+
+}  // namespace imgpull

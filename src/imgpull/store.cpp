@@ -1,0 +1,333 @@
+#include "imgpull/store.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+namespace imgpull {
+namespace fs = std::filesystem;
+namespace {
+
+// index.json grows by one small entry per image; 64 MiB is far beyond any
+// real store and keeps a corrupt file from exhausting memory.
+constexpr size_t kMaxIndexBytes = 64 * 1024 * 1024;
+
+Error io_error(std::string what, const fs::path& path, int err = errno) {
+  return Error(ErrorCode::kIo, fmt::format("{} {}: {}", what, path.string(), std::strerror(err)));
+}
+
+Status write_all(int fd, const void* data, size_t size, const fs::path& path) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::write(fd, p, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return io_error("cannot write", path);
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return {};
+}
+
+// Writes `content` to a temporary sibling and renames it over `path`.
+Status replace_file(const fs::path& path, std::string_view content) {
+  fs::path tmp = path;
+  tmp += fmt::format(".tmp-{}", ::getpid());
+  int fd = ::open(tmp.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return io_error("cannot create", tmp);
+  Status st = write_all(fd, content.data(), content.size(), tmp);
+  ::close(fd);
+  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = io_error("cannot rename into", path);
+  if (!st.ok()) ::unlink(tmp.c_str());
+  return st;
+}
+
+Result<std::string> read_file(const fs::path& path, size_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Error(ErrorCode::kNotFound, fmt::format("{} does not exist", path.string()));
+    return io_error("cannot open", path);
+  }
+  std::string out;
+  char buf[64 * 1024];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return io_error("cannot read", path);
+    }
+    if (n == 0) break;
+    if (out.size() + static_cast<size_t>(n) > max_bytes) {
+      ::close(fd);
+      return Error(ErrorCode::kTooLarge,
+                   fmt::format("{} is larger than the limit of {} bytes", path.string(), max_bytes));
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+// Holds an exclusive flock on a file for its lifetime.
+class FileLock {
+ public:
+  static Result<FileLock> acquire(const fs::path& path) {
+    int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (fd < 0) return io_error("cannot open lock", path);
+    while (::flock(fd, LOCK_EX) != 0) {
+      if (errno != EINTR) {
+        int err = errno;
+        ::close(fd);
+        return io_error("cannot lock", path, err);
+      }
+    }
+    return FileLock(fd);
+  }
+  FileLock(FileLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  ~FileLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+}  // namespace
+
+std::string now_rfc3339() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// ---- BlobWriter ----
+
+BlobWriter::BlobWriter(int fd, fs::path ingest_path, fs::path blob_path, Digest expected,
+                       int64_t expected_size)
+    : fd_(fd),
+      ingest_path_(std::move(ingest_path)),
+      blob_path_(std::move(blob_path)),
+      expected_(std::move(expected)),
+      expected_size_(expected_size),
+      hasher_(expected_.algorithm()) {}
+
+BlobWriter::~BlobWriter() {
+  if (!done_) discard();
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void BlobWriter::discard() {
+  ::unlink(ingest_path_.c_str());  // before the lock goes, so no waiter takes a dead file
+  done_ = true;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Status BlobWriter::write(const void* data, size_t size) {
+  if (done_) return Error(ErrorCode::kInternal, "write to a finished blob writer");
+  if (expected_size_ >= 0 && hasher_.bytes_hashed() + size > static_cast<uint64_t>(expected_size_)) {
+    return Error(ErrorCode::kCorrupt,
+                 fmt::format("blob {}: received more than the {} bytes its descriptor declares",
+                             expected_.str(), expected_size_));
+  }
+  hasher_.update(data, size);
+  return write_all(fd_, data, size, ingest_path_);
+}
+
+Status BlobWriter::commit() {
+  if (done_) return Error(ErrorCode::kInternal, "commit of a finished blob writer");
+  uint64_t got = hasher_.bytes_hashed();
+  if (expected_size_ >= 0 && got != static_cast<uint64_t>(expected_size_)) {
+    discard();
+    return Error(ErrorCode::kCorrupt, fmt::format("blob {}: size mismatch: expected {} bytes, got {}",
+                                                  expected_.str(), expected_size_, got));
+  }
+  Digest actual = hasher_.finish();
+  if (actual != expected_) {
+    discard();
+    return Error(ErrorCode::kCorrupt, fmt::format("blob digest mismatch: expected {}, got {}",
+                                                  expected_.str(), actual.str()));
+  }
+  if (::rename(ingest_path_.c_str(), blob_path_.c_str()) != 0) {
+    int err = errno;
+    discard();
+    return io_error("cannot commit blob to", blob_path_, err);
+  }
+  done_ = true;
+  ::close(fd_);  // releases the ingest lock: waiters now find the blob
+  fd_ = -1;
+  return {};
+}
+
+// ---- Store ----
+
+fs::path Store::default_root() {
+  if (::geteuid() == 0) return "/var/lib/imgpull";
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && xdg[0] == '/') {
+    return fs::path(xdg) / "imgpull";
+  }
+  const char* home = std::getenv("HOME");
+  return fs::path(home != nullptr ? home : "/tmp") / ".local/share/imgpull";
+}
+
+Result<Store> Store::open(const fs::path& root) {
+  std::error_code ec;
+  for (const char* sub : {"blobs/sha256", "blobs/sha512", "ingest"}) {
+    fs::create_directories(root / sub, ec);
+    if (ec) return io_error("cannot create store directory", root / sub, ec.value());
+  }
+  if (!fs::exists(root / "oci-layout")) {
+    IMGPULL_TRY(replace_file(root / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
+  }
+  if (!fs::exists(root / "index.json")) {
+    auto lock = FileLock::acquire(root / ".lock");
+    if (!lock) return std::move(lock).error();
+    if (!fs::exists(root / "index.json")) {
+      IMGPULL_TRY(replace_file(root / "index.json",
+                               R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]})"));
+    }
+  }
+  return Store(root);
+}
+
+fs::path Store::blob_path(const Digest& digest) const {
+  return root_ / "blobs" / std::string(digest.algorithm_name()) / digest.hex();
+}
+
+bool Store::has_blob(const Digest& digest) const {
+  struct stat st {};
+  return ::stat(blob_path(digest).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+Result<std::string> Store::read_blob(const Digest& digest, size_t max_bytes) const {
+  auto bytes = read_file(blob_path(digest), max_bytes);
+  if (!bytes) return std::move(bytes).error().wrap("reading blob " + digest.str());
+  Digest actual = Digest::of(*bytes, digest.algorithm());
+  if (actual != digest) {
+    return Error(ErrorCode::kCorrupt, fmt::format("stored blob {} is corrupt: its content hashes to {}",
+                                                  digest.str(), actual.str()));
+  }
+  return bytes;
+}
+
+Status Store::write_blob(const Digest& digest, std::string_view bytes) {
+  IMGPULL_ASSIGN_OR_RETURN(auto writer, begin_ingest(digest, static_cast<int64_t>(bytes.size())));
+  if (!writer) return {};
+  IMGPULL_TRY(writer->write(bytes.data(), bytes.size()));
+  return writer->commit();
+}
+
+Result<std::unique_ptr<BlobWriter>> Store::begin_ingest(const Digest& digest, int64_t size) {
+  if (has_blob(digest)) return std::unique_ptr<BlobWriter>();
+  fs::path ingest = root_ / "ingest" / (digest.hex() + ".partial");
+  // Two processes may want the same blob: the first to lock its ingest file
+  // downloads it, the other waits and then finds it committed.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    int fd = ::open(ingest.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) return io_error("cannot create ingest file", ingest);
+    while (::flock(fd, LOCK_EX) != 0) {
+      if (errno != EINTR) {
+        int err = errno;
+        ::close(fd);
+        return io_error("cannot lock ingest file", ingest, err);
+      }
+    }
+    if (has_blob(digest)) {
+      ::close(fd);
+      return std::unique_ptr<BlobWriter>();
+    }
+    // The file we locked may have been renamed into blobs/ or removed by its
+    // previous owner while we waited: only write if it is still the ingest file.
+    struct stat held {}, current {};
+    if (::fstat(fd, &held) == 0 && ::stat(ingest.c_str(), &current) == 0 &&
+        held.st_ino == current.st_ino && held.st_dev == current.st_dev) {
+      if (::ftruncate(fd, 0) != 0) {
+        int err = errno;
+        ::close(fd);
+        return io_error("cannot truncate ingest file", ingest, err);
+      }
+      return std::unique_ptr<BlobWriter>(new BlobWriter(fd, ingest, blob_path(digest), digest, size));
+    }
+    ::close(fd);
+  }
+  return Error(ErrorCode::kIo, fmt::format("could not take the ingest file {} for {}", ingest.string(),
+                                           digest.str()));
+}
+
+Result<std::vector<ImageRecord>> Store::read_index() const {
+  auto bytes = read_file(root_ / "index.json", kMaxIndexBytes);
+  if (!bytes) return std::move(bytes).error();
+  auto doc = nlohmann::json::parse(*bytes, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("manifests") ||
+      !doc["manifests"].is_array()) {
+    return Error(ErrorCode::kCorrupt, fmt::format("{} is not an OCI index", (root_ / "index.json").string()));
+  }
+  std::vector<ImageRecord> records;
+  for (const auto& entry : doc["manifests"]) {
+    auto d = descriptor_from_json(entry);
+    if (!d) return std::move(d).error().wrap((root_ / "index.json").string());
+    ImageRecord r{"", std::move(d).value(), std::nullopt, ""};
+    const auto& ann = r.manifest.annotations;
+    if (auto it = ann.find(kRefNameAnnotation); it != ann.end()) r.name = it->second;
+    if (auto it = ann.find(kRepoDigestAnnotation); it != ann.end()) {
+      if (auto rd = Digest::parse(it->second)) r.repo_digest = *rd;
+    }
+    if (auto it = ann.find(kPulledAtAnnotation); it != ann.end()) r.pulled_at = it->second;
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
+Status Store::write_index(const std::vector<ImageRecord>& records) {
+  nlohmann::json doc = {{"schemaVersion", 2},
+                        {"mediaType", media_type::kOciIndex},
+                        {"manifests", nlohmann::json::array()}};
+  for (const auto& r : records) {
+    Descriptor d = r.manifest;
+    if (!r.name.empty()) d.annotations[kRefNameAnnotation] = r.name;
+    if (r.repo_digest) d.annotations[kRepoDigestAnnotation] = r.repo_digest->str();
+    if (!r.pulled_at.empty()) d.annotations[kPulledAtAnnotation] = r.pulled_at;
+    doc["manifests"].push_back(descriptor_to_json(d));
+  }
+  return replace_file(root_ / "index.json", doc.dump(2) + "\n");
+}
+
+Result<std::vector<ImageRecord>> Store::list_images() const { return read_index(); }
+
+Result<std::optional<ImageRecord>> Store::find_image(const std::string& name) const {
+  IMGPULL_ASSIGN_OR_RETURN(auto records, read_index());
+  for (auto& r : records) {
+    if (r.name == name) return std::optional<ImageRecord>(std::move(r));
+  }
+  return std::optional<ImageRecord>();
+}
+
+Status Store::record_image(const ImageRecord& record) {
+  IMGPULL_ASSIGN_OR_RETURN(auto lock, FileLock::acquire(root_ / ".lock"));
+  IMGPULL_ASSIGN_OR_RETURN(auto records, read_index());
+  bool replaced = false;
+  for (auto& r : records) {
+    if (r.name == record.name) {
+      r = record;
+      replaced = true;
+    }
+  }
+  if (!replaced) records.push_back(record);
+  return write_index(records);
+}
+
+}  // namespace imgpull

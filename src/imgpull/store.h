@@ -1,0 +1,114 @@
+// The local content store: an OCI image layout on disk that skopeo, umoci and
+// podman read as it is.
+//
+//   ROOT/oci-layout            {"imageLayoutVersion":"1.0.0"}
+//   ROOT/index.json            one entry per image name (annotation
+//                              org.opencontainers.image.ref.name = the full
+//                              reference, "docker.io/library/x:latest")
+//   ROOT/blobs/sha256/<hex>    manifests, indexes, configs, layers
+//   ROOT/ingest/<hex>.partial  downloads in flight; never read as content
+//
+// A blob only ever appears under blobs/ by rename(2) after its size and
+// digest were checked, so a reader never sees a half-written or wrong blob,
+// whatever happened to the writer. index.json is replaced the same way, under
+// a lock, so two processes can record images at once.
+//
+//   IMGPULL_ASSIGN_OR_RETURN(Store store, Store::open("/var/lib/imgpull"));
+//   IMGPULL_ASSIGN_OR_RETURN(auto writer, store.begin_ingest(digest, size));
+//   if (writer) { IMGPULL_TRY(writer->write(data, n)); IMGPULL_TRY(writer->commit()); }
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "imgpull/digest.h"
+#include "imgpull/error.h"
+#include "imgpull/manifest.h"
+
+namespace imgpull {
+
+// The annotation OCI tools look an image up by.
+inline constexpr const char* kRefNameAnnotation = "org.opencontainers.image.ref.name";
+// The digest the registry knows the image by (its manifest, or the index it
+// came from), which is what `docker images --digests` shows.
+inline constexpr const char* kRepoDigestAnnotation = "io.imgpull.repo-digest";
+// When the pulled image's manifest was stored.
+inline constexpr const char* kPulledAtAnnotation = "io.imgpull.pulled-at";
+
+struct ImageRecord {
+  std::string name;               // full reference: "docker.io/library/x:latest" or "...@sha256:..."
+  Descriptor manifest;            // an OCI image manifest in the store
+  std::optional<Digest> repo_digest;
+  std::string pulled_at;          // RFC 3339
+};
+
+// Writes one blob into ingest/, hashing as it goes; commit() checks size and
+// digest and only then moves it into blobs/. Destroying an uncommitted writer
+// removes the partial file.
+class BlobWriter {
+ public:
+  ~BlobWriter();
+  BlobWriter(const BlobWriter&) = delete;
+  BlobWriter& operator=(const BlobWriter&) = delete;
+
+  Status write(const void* data, size_t size);
+  Status commit();
+  uint64_t bytes_written() const { return hasher_.bytes_hashed(); }
+  const Digest& expected() const { return expected_; }
+
+ private:
+  friend class Store;
+  BlobWriter(int fd, std::filesystem::path ingest_path, std::filesystem::path blob_path,
+             Digest expected, int64_t expected_size);
+  void discard();
+
+  int fd_;
+  std::filesystem::path ingest_path_;
+  std::filesystem::path blob_path_;
+  Digest expected_;
+  int64_t expected_size_;  // -1: unknown
+  Hasher hasher_;
+  bool done_ = false;
+};
+
+class Store {
+ public:
+  // Opens (and, when missing, creates) the layout at `root`.
+  static Result<Store> open(const std::filesystem::path& root);
+  // $XDG_DATA_HOME/imgpull (or ~/.local/share/imgpull); /var/lib/imgpull for root.
+  static std::filesystem::path default_root();
+
+  const std::filesystem::path& root() const { return root_; }
+  std::filesystem::path blob_path(const Digest& digest) const;
+  bool has_blob(const Digest& digest) const;
+
+  // Reads a whole small blob and checks it against its digest.
+  Result<std::string> read_blob(const Digest& digest, size_t max_bytes) const;
+  // Stores `bytes` as the blob `digest` (checked) unless it is already there.
+  Status write_blob(const Digest& digest, std::string_view bytes);
+  // A writer for the blob, or nullptr when the blob is already in the store
+  // (perhaps because another process finished it while we waited for its
+  // lock). `size` < 0 when unknown.
+  Result<std::unique_ptr<BlobWriter>> begin_ingest(const Digest& digest, int64_t size);
+
+  Result<std::vector<ImageRecord>> list_images() const;
+  Result<std::optional<ImageRecord>> find_image(const std::string& name) const;
+  // Adds the record, replacing any with the same name.
+  Status record_image(const ImageRecord& record);
+
+ private:
+  explicit Store(std::filesystem::path root) : root_(std::move(root)) {}
+  Result<std::vector<ImageRecord>> read_index() const;
+  Status write_index(const std::vector<ImageRecord>& records);
+
+  std::filesystem::path root_;
+};
+
+// "2024-01-02T03:04:05Z" for now.
+std::string now_rfc3339();
+
+}  // namespace imgpull
