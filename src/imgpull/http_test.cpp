@@ -45,7 +45,9 @@ TEST(HttpFormat, UrlEncode) {
 TEST(HttpClient, ConnectionRefusedIsUnavailableNamingTheUrl) {
   Client client;
   // Port 1 on loopback: nothing listens there in a test sandbox.
-  auto r = client.fetch(Request{.url = "http://127.0.0.1:1/v2/"});
+  Request request;
+  request.url = "http://127.0.0.1:1/v2/";
+  auto r = client.fetch(request);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
   EXPECT_NE(r.error().message().find("http://127.0.0.1:1/v2/"), std::string::npos) << r.error().message();

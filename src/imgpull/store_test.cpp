@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <linux/close_range.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -127,6 +128,9 @@ TEST_F(StoreTest, ConcurrentIngestOfOneBlobInTwoProcesses) {
   ASSERT_TRUE((*first)->write(content.data(), 1000).ok());
   pid_t child = fork();
   if (child == 0) {
+    // A forked child shares the parent's open file descriptions, and with them
+    // the parent's flock: drop them, so the child is a process of its own.
+    close_range(3, ~0U, 0);
     // Blocks on the ingest lock until the parent commits, then finds the blob.
     auto s = Store::open(root_);
     auto second = s->begin_ingest(d, static_cast<int64_t>(content.size()));

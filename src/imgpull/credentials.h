@@ -1,0 +1,85 @@
+// Registry credentials as the docker CLI keeps them, so that a `docker login`
+// (or a credential helper such as docker-credential-ecr-login, -gcloud,
+// -desktop, -pass) works for imgpull unchanged.
+//
+// The client config file is $DOCKER_CONFIG/config.json, else
+// ~/.docker/config.json. For a registry, docker asks in this order:
+// credHelpers[registry] names a helper → else credsStore names a helper →
+// else the plain-text "auths" entry. A configured helper is the only source
+// for that registry (its "not found" means anonymous, not "try auths").
+//
+//   IMGPULL_ASSIGN_OR_RETURN(DockerConfig config, DockerConfig::load());
+//   IMGPULL_ASSIGN_OR_RETURN(std::optional<Credentials> creds,
+//                            config.credentials_for(ref.domain));  // "docker.io", "ghcr.io"
+//   if (creds) authenticate_as(creds->username, creds->password);
+//
+// Credentials are secrets: nothing here puts one in an error message.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "imgpull/error.h"
+
+namespace imgpull {
+
+// What docker's config and helpers use as Docker Hub's key and server URL,
+// whatever the reference said (docker.io, index.docker.io, registry-1.docker.io).
+inline constexpr std::string_view kDockerHubCredentialKey = "https://index.docker.io/v1/";
+
+// A helper answers with a small JSON document; more than this is not one.
+inline constexpr size_t kMaxCredentialHelperOutput = 1024 * 1024;
+// Helpers may prompt (a keychain unlock, a gpg pinentry), so this is generous;
+// it only guards against a helper that hangs for good.
+inline constexpr std::chrono::milliseconds kCredentialHelperTimeout = std::chrono::minutes(2);
+// config.json holds a few entries; a bigger file is not a docker config.
+inline constexpr size_t kMaxDockerConfigSize = 16 * 1024 * 1024;
+
+struct Credentials {
+  std::string username;
+  std::string password;
+  std::string identity_token;  // OAuth2 refresh token (config "identitytoken", or helper Username "<token>")
+
+  bool empty() const { return username.empty() && password.empty() && identity_token.empty(); }
+};
+
+class DockerConfig {
+ public:
+  // $DOCKER_CONFIG/config.json, else $HOME/.docker/config.json. A missing
+  // file is an empty config, not an error; malformed JSON is kCorrupt naming
+  // the file; an unreadable one kIo.
+  static Result<DockerConfig> load();
+  static Result<DockerConfig> load_file(const std::string& path);
+  // `origin_for_errors` names the document in messages (usually its path).
+  static Result<DockerConfig> parse(std::string_view json, std::string origin_for_errors);
+
+  // Credentials for a registry domain as written in a Reference ("docker.io",
+  // "localhost:5000", "ghcr.io"), looked up as docker does: credHelpers[host]
+  // → credsStore → auths. std::nullopt when nothing is configured (or the
+  // helper has nothing) for it. Runs a helper program when one is configured.
+  Result<std::optional<Credentials>> credentials_for(std::string_view registry_domain) const;
+
+ private:
+  DockerConfig() = default;
+
+  std::string origin_;                           // for messages
+  std::map<std::string, Credentials> auths_;     // key as written in the file
+  std::string creds_store_;                      // "" when none
+  std::map<std::string, std::string> cred_helpers_;
+};
+
+// Runs `docker-credential-<helper_name> get` (found on PATH, no shell),
+// writing `server_url` to its stdin and parsing {"ServerURL","Username","Secret"}.
+// A helper answering "credentials not found in native keychain" → std::nullopt.
+// A helper that cannot be run, hangs past `timeout` or answers garbage →
+// kUnavailable; one that runs and reports a failure → kUnauthorized. Both
+// name the helper.
+Result<std::optional<Credentials>> run_credential_helper(
+    const std::string& helper_name, const std::string& server_url,
+    std::chrono::milliseconds timeout = kCredentialHelperTimeout);
+
+}  // namespace imgpull

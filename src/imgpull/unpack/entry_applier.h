@@ -1,0 +1,66 @@
+// Applies tar entries, one at a time, to a rootfs: the filesystem half of
+// apply_layer (layer_applier.h has the semantics and the security policy).
+// One EntryApplier per layer: it remembers what the layer added (for
+// whiteouts) and which directories get their mode and times at the end.
+//
+//   EntryApplier applier(rootfs_fd, options);
+//   while (auto entry = next_entry()) IMGPULL_TRY(applier.apply(*entry, reader));
+//   IMGPULL_TRY(applier.finish());
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "imgpull/error.h"
+#include "imgpull/unpack/entry_path.h"
+#include "imgpull/unpack/layer_applier.h"
+#include "imgpull/unpack/path_resolver.h"
+#include "imgpull/unpack/tar_reader.h"
+#include "imgpull/unpack/warnings.h"
+#include "imgpull/unpack/whiteout.h"
+
+namespace imgpull::unpack {
+
+class EntryApplier {
+ public:
+  EntryApplier(int rootfs_fd, const ApplyOptions& options);
+
+  // Applies `entry`, reading its data from `reader`.
+  Status apply(const TarEntry& entry, TarReader& reader);
+  // Sets the directories' modes and times, now that their contents are in place.
+  Status finish();
+
+ private:
+  // Where an entry goes: `name` in the directory `dir_fd`; `path` is its cleaned path.
+  struct Place {
+    int dir_fd;
+    const std::string& name;
+    const std::string& path;
+  };
+  struct DirectoryMetadata {
+    mode_t mode;
+    std::optional<timespec> atime;
+    std::optional<timespec> mtime;
+  };
+
+  Status apply_at(const PathComponents& path, const TarEntry& entry, TarReader& reader);
+  Status apply_whiteout(const PathComponents& path, const Whiteout& whiteout);
+  Status create(const Place& place, const TarEntry& entry, TarReader& reader);
+  Status write_regular(const Place& place, const TarEntry& entry, TarReader& reader);
+  Status make_directory(const Place& place, const TarEntry& entry);
+  Status make_symlink(const Place& place, const TarEntry& entry);
+  Status make_hardlink(const Place& place, const TarEntry& entry);
+  Status make_special(const Place& place, const TarEntry& entry);
+  // Clears the way for a new node: removes what is at the place, except a directory
+  // when `keep_directory`. True if a directory was kept.
+  Result<bool> clear(const Place& place, bool keep_directory);
+  Status finish_directory(const std::string& path, const DirectoryMetadata& dir);
+
+  const ApplyOptions& options_;
+  PathResolver resolver_;
+  LayerPaths added_;
+  Warnings warnings_;
+  std::map<std::string, DirectoryMetadata> directories_;  // by cleaned path
+};
+
+}  // namespace imgpull::unpack

@@ -1,0 +1,123 @@
+// gzip through isa-l's igzip inflater. One inflate_state (about 100 KiB, most
+// of it the 32 KiB history window) and one input buffer, whatever the stream.
+#include <isa-l/igzip_lib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "imgpull/unpack/decompress.h"
+
+namespace imgpull::unpack::detail {
+namespace {
+
+std::string_view isal_error_text(int rc) {
+  switch (rc) {
+    case ISAL_INVALID_BLOCK: return "invalid deflate block";
+    case ISAL_INVALID_SYMBOL: return "invalid deflate symbol";
+    case ISAL_INVALID_LOOKBACK: return "invalid back-reference distance";
+    case ISAL_INVALID_WRAPPER: return "not a gzip member (bad header or trailing bytes)";
+    case ISAL_UNSUPPORTED_METHOD: return "unsupported compression method";
+    case ISAL_INCORRECT_CHECKSUM: return "CRC-32 or length mismatch";
+    default: return "inflate error";
+  }
+}
+
+class GzipSource : public ByteSource {
+ public:
+  explicit GzipSource(ByteSource& in)
+      : source_(in),
+        input_(std::make_unique<uint8_t[]>(kDecompressInputBufferBytes)),
+        state_(std::make_unique<inflate_state>()) {
+    isal_inflate_init(state_.get());
+    state_->crc_flag = ISAL_GZIP;  // parse the gzip header, check CRC-32 and ISIZE
+    state_->next_in = input_.get();
+    state_->avail_in = 0;
+  }
+
+  Result<size_t> read(void* buf, size_t n) override {
+    if (ended_ || n == 0) return size_t{0};
+    auto want = static_cast<uint32_t>(std::min<size_t>(n, std::numeric_limits<uint32_t>::max()));
+    state_->next_out = static_cast<uint8_t*>(buf);
+    state_->avail_out = want;
+    while (state_->avail_out == want) {
+      if (state_->block_state == ISAL_BLOCK_FINISH) {
+        IMGPULL_ASSIGN_OR_RETURN(bool another, start_next_member());
+        if (!another) {
+          ended_ = true;
+          break;
+        }
+      }
+      IMGPULL_TRY(inflate_some());
+    }
+    return static_cast<size_t>(want - state_->avail_out);
+  }
+
+ private:
+  // Runs the inflater once; fails if it can make no progress with all the input there is.
+  Status inflate_some() {
+    if (state_->avail_in == 0) IMGPULL_TRY(refill());
+    uint32_t in_before = state_->avail_in;
+    uint32_t out_before = state_->avail_out;
+    auto block_before = state_->block_state;
+    int rc = isal_inflate(state_.get());
+    if (rc < 0) {
+      return Error(ErrorCode::kCorrupt, "gzip: " + std::string(isal_error_text(rc)));
+    }
+    if (state_->avail_in != in_before || state_->avail_out != out_before ||
+        state_->block_state != block_before) {
+      return ok_status();
+    }
+    if (in_eof_) return Error(ErrorCode::kCorrupt, "gzip: stream is truncated or empty");
+    return refill();  // it needs more bytes than it has before it can go on
+  }
+
+  // After a member ends: true if another member follows (pigz, `cat a.gz b.gz`), false at
+  // the end of the input. Whatever follows must be a gzip member; the next inflate fails
+  // on anything else.
+  Result<bool> start_next_member() {
+    if (state_->avail_in == 0 && !in_eof_) IMGPULL_TRY(refill());
+    if (state_->avail_in == 0) return false;
+    uint8_t* next_in = state_->next_in;
+    uint32_t avail_in = state_->avail_in;
+    uint8_t* next_out = state_->next_out;
+    uint32_t avail_out = state_->avail_out;
+    isal_inflate_reset(state_.get());
+    state_->crc_flag = ISAL_GZIP;
+    state_->next_in = next_in;
+    state_->avail_in = avail_in;
+    state_->next_out = next_out;
+    state_->avail_out = avail_out;
+    return true;
+  }
+
+  // Moves unread input to the front of the buffer and reads more behind it.
+  Status refill() {
+    uint8_t* base = input_.get();
+    if (state_->avail_in > 0 && state_->next_in != base) {
+      std::memmove(base, state_->next_in, state_->avail_in);
+    }
+    state_->next_in = base;
+    size_t space = kDecompressInputBufferBytes - state_->avail_in;
+    if (space == 0) return Error(ErrorCode::kInternal, "gzip: inflater stalled on a full buffer");
+    IMGPULL_ASSIGN_OR_RETURN(size_t got, source_.read(base + state_->avail_in, space));
+    if (got == 0) in_eof_ = true;
+    state_->avail_in += static_cast<uint32_t>(got);
+    return ok_status();
+  }
+
+  ByteSource& source_;
+  std::unique_ptr<uint8_t[]> input_;
+  std::unique_ptr<inflate_state> state_;
+  bool in_eof_ = false;
+  bool ended_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<ByteSource> make_gzip_source(ByteSource& compressed) {
+  return std::make_unique<GzipSource>(compressed);
+}
+
+}  // namespace imgpull::unpack::detail

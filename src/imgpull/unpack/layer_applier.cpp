@@ -1,0 +1,50 @@
+#include "imgpull/unpack/layer_applier.h"
+
+#include <sys/stat.h>
+
+#include <string>
+
+#include "imgpull/unpack/decompress.h"
+#include "imgpull/unpack/entry_applier.h"
+#include "imgpull/unpack/hashing_source.h"
+#include "imgpull/unpack/tar_reader.h"
+
+namespace imgpull::unpack {
+namespace {
+
+Status check_is_directory(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Error(ErrorCode::kInvalidArgument, "the rootfs descriptor is not an open directory");
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Result<ApplyResult> apply_layer(int rootfs_fd, ByteSource& compressed, Compression compression,
+                                const ApplyOptions& options) {
+  IMGPULL_TRY(check_is_directory(rootfs_fd));
+  // compressed -> decompressor -> diffID hasher -> libarchive -> the rootfs
+  auto tar_bytes = make_decompressor(compression, compressed, options.max_uncompressed_bytes);
+  HashingSource hashed(*tar_bytes);
+  IMGPULL_ASSIGN_OR_RETURN(auto reader, TarReader::open(hashed));
+  EntryApplier applier(rootfs_fd, options);
+  uint64_t entries = 0;
+  for (;;) {
+    IMGPULL_ASSIGN_OR_RETURN(auto entry, reader->next());
+    if (!entry) break;
+    if (++entries > options.max_entries) {
+      return Error(ErrorCode::kTooLarge, "layer has more than " +
+                                             std::to_string(options.max_entries) + " entries");
+    }
+    IMGPULL_TRY(applier.apply(*entry, *reader));
+  }
+  IMGPULL_TRY(applier.finish());
+  // The diffID covers the whole stream, also the padding after the end-of-archive blocks.
+  IMGPULL_TRY(reader->drain());
+  uint64_t bytes = hashed.bytes();
+  return ApplyResult{hashed.finish(), bytes, entries};
+}
+
+}  // namespace imgpull::unpack

@@ -1,0 +1,59 @@
+"""Running the real imgpull binary from integration tests."""
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+DEBUG_LINE = re.compile(r"^DEBUG (GET|HEAD|POST) (\S+) -> (\d{3}|error: .+) \((\d+ B|\d+\.\d [KMGT]iB), \d+ ms\)$")
+
+
+def binary():
+    path = os.environ.get("IMGPULL_BIN")
+    if not path or not Path(path).is_file():
+        raise RuntimeError("IMGPULL_BIN must name the built imgpull binary (ctest sets it)")
+    return path
+
+
+def run(args, root, env=None, timeout=600, check=False):
+    """Runs `imgpull --root ROOT ARGS...`; returns the CompletedProcess."""
+    full_env = dict(os.environ)
+    full_env.setdefault("DOCKER_CONFIG", str(Path(root).parent / "no-docker-config"))
+    if env:
+        full_env.update(env)
+    proc = subprocess.run([binary(), "--root", str(root), *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"imgpull {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def docker_config(tmp_path, auths=None, **extra):
+    """Writes a docker config.json into a fresh directory; returns env for DOCKER_CONFIG."""
+    d = Path(tmp_path) / "docker-config"
+    d.mkdir(parents=True, exist_ok=True)
+    doc = dict(extra)
+    if auths is not None:
+        doc["auths"] = auths
+    (d / "config.json").write_text(json.dumps(doc))
+    return {"DOCKER_CONFIG": str(d)}
+
+
+def blobs(root):
+    """The set of blob hex digests in a store."""
+    d = Path(root) / "blobs" / "sha256"
+    return {p.name for p in d.iterdir()} if d.exists() else set()
+
+
+def ingest_leftovers(root):
+    d = Path(root) / "ingest"
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+def index_names(root):
+    p = Path(root) / "index.json"
+    if not p.exists():
+        return []
+    doc = json.loads(p.read_text())
+    return [m.get("annotations", {}).get("org.opencontainers.image.ref.name") for m in doc["manifests"]]
