@@ -169,7 +169,8 @@ class Registry:
     creds is (USER, PASSWORD) for basic/token, None otherwise.
     """
 
-    def __init__(self, flavour: str, tmpdir: str, token_expires_in: int = 300):
+    def __init__(self, flavour: str, tmpdir: str, token_expires_in: int = 300,
+                 extra_config: dict | None = None):
         if flavour not in FLAVOURS:
             raise ValueError(f"flavour must be one of {FLAVOURS}, not {flavour!r}")
         self.flavour = flavour
@@ -186,6 +187,8 @@ class Registry:
         self.htpasswd_path = None
         self.token_server = None
         self._token_expires_in = token_expires_in
+        # Merged into config.yml at top level, e.g. {"middleware": {...}}.
+        self._extra_config = dict(extra_config or {})
         self._server_cert = self._server_key = None
         self.port = None
         self.proc = None
@@ -247,6 +250,7 @@ class Registry:
             ts = self.token_server
             cfg["auth"] = {"token": {"realm": ts.realm, "service": ts.service,
                                      "issuer": ts.issuer, "rootcertbundle": ts.cert_path}}
+        cfg.update(self._extra_config)
         with open(self.config_path, "w") as f:
             f.write(_yaml(cfg) + "\n")
 
