@@ -16,6 +16,7 @@
 #include "imgpull/credentials.h"
 #include "imgpull/pull.h"
 #include "imgpull/reference.h"
+#include "imgpull/rootfs.h"
 #include "imgpull/store.h"
 
 namespace {
@@ -81,6 +82,8 @@ int fail(const Error& error) {
 
 struct PullFlags {
   std::string reference;
+  std::string rootfs;
+  bool force = false;
   std::string platform;
   int max_concurrent_downloads = 3;
   bool quiet = false;
@@ -105,6 +108,7 @@ class PlainProgress {
         break;
       case PullEvent::Kind::kLayerVerifying: line(id, "Verifying Checksum"); break;
       case PullEvent::Kind::kLayerDownloaded: line(id, "Download complete"); break;
+      case PullEvent::Kind::kLayerExtracting: break;  // docker shows it only on a terminal
       case PullEvent::Kind::kLayerComplete: line(id, "Pull complete"); break;
     }
     std::cout.flush();
@@ -133,6 +137,14 @@ int run_pull(const GlobalOptions& g, const PullFlags& flags) {
   PlainProgress progress(*ref);
   if (!flags.quiet) options.on_event = std::ref(progress);
 
+  unpack::UniqueFd rootfs;
+  if (!flags.rootfs.empty()) {
+    auto dir = open_rootfs_dir(flags.rootfs, flags.force);
+    if (!dir) return fail(std::move(dir).error().wrap("pulling " + ref->str()));
+    rootfs = std::move(dir).value();
+    options.rootfs_fd = rootfs.get();
+    options.apply.warn = [](std::string_view w) { std::cerr << "Warning: " << w << "\n"; };
+  }
   auto store = open_store(g);
   if (!store) return fail(store.error());
   http::Client client(client_options(g));
@@ -189,12 +201,9 @@ struct ImageRow {
 };
 
 Result<ImageRow> describe_image(const Store& store, const ImageRecord& record) {
-  IMGPULL_ASSIGN_OR_RETURN(std::string bytes, store.read_blob(record.manifest.digest, kMaxManifestBytes));
-  IMGPULL_ASSIGN_OR_RETURN(ParsedManifest parsed, parse_manifest(bytes, record.manifest.media_type));
-  auto* manifest = std::get_if<ImageManifest>(&parsed);
-  if (manifest == nullptr) return Error(ErrorCode::kUnsupported, record.name + " is an index");
-  IMGPULL_ASSIGN_OR_RETURN(std::string config_bytes, store.read_blob(manifest->config.digest, kMaxConfigBytes));
-  IMGPULL_ASSIGN_OR_RETURN(ImageConfig config, parse_config(config_bytes));
+  IMGPULL_ASSIGN_OR_RETURN(StoredImage image, store.load_image(record));
+  const ImageManifest* manifest = &image.manifest;
+  const ImageConfig& config = image.config;
   int64_t size = manifest->config.size;
   for (const auto& layer : manifest->layers) size += layer.size;
   ImageRow row;
@@ -223,6 +232,34 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
     }
     std::cout << line << "\n";
   }
+}
+
+// ---- unpack ----
+
+int run_unpack(const GlobalOptions& g, const std::string& reference, const std::string& dir, bool force) {
+  auto ref = Reference::parse(reference);
+  if (!ref) return fail(ref.error());
+  auto store = open_store(g);
+  if (!store) return fail(store.error());
+  std::string context = "unpacking " + ref->str();
+  auto record = store->find_image(store_name_for(*ref));
+  if (!record) return fail(std::move(record).error().wrap(context));
+  if (!*record) {
+    return fail(Error(ErrorCode::kNotFound, context + ": no such image in the store " +
+                                                store->root().string() + " (imgpull pull it first)"));
+  }
+  auto image = store->load_image(**record);
+  if (!image) return fail(std::move(image).error().wrap(context));
+  auto rootfs = open_rootfs_dir(dir, force);
+  if (!rootfs) return fail(std::move(rootfs).error().wrap(context));
+  unpack::ApplyOptions apply;
+  apply.warn = [](std::string_view w) { std::cerr << "Warning: " << w << "\n"; };
+  auto done = unpack_stored_image(*store, *image, rootfs->get(), apply, [&](size_t i) {
+    std::cout << image->manifest.layers[i].digest.short_hex() << ": Extracted\n";
+  });
+  if (!done.ok()) return fail(std::move(done).error().wrap(context));
+  std::cout << "Unpacked " << ref->str() << " into " << dir << "\n";
+  return 0;
 }
 
 int run_images(const GlobalOptions& g, bool digests, bool quiet) {
@@ -279,14 +316,27 @@ int main(int argc, char** argv) {
   pull->add_option("--max-concurrent-downloads", pull_flags.max_concurrent_downloads,
                    "Layers downloaded at once")->default_val(3)->check(CLI::Range(1, 64));
   pull->add_flag("-q,--quiet", pull_flags.quiet, "Print only the image reference");
-  pull->footer("Examples:\n  imgpull pull debian:12\n  imgpull pull --platform linux/arm64 localhost:5000/app:1.0");
+  pull->add_option("--rootfs", pull_flags.rootfs,
+                   "Also make the image's root filesystem in DIR, applying layers as they download");
+  pull->add_flag("--force", pull_flags.force, "With --rootfs: unpack into a directory that is not empty");
+  pull->footer("Examples:\n  imgpull pull debian:12\n  imgpull pull --platform linux/arm64 localhost:5000/app:1.0\n"
+               "  imgpull pull --rootfs /tmp/debian debian:12");
 
   bool digests = false, images_quiet = false;
   auto* images = app.add_subcommand("images", "List images in the local store");
   images->add_flag("--digests", digests, "Show digests");
   images->add_flag("-q,--quiet", images_quiet, "Only show image IDs");
 
+  std::string unpack_ref, unpack_dir;
+  bool unpack_force = false;
+  auto* unpack_cmd = app.add_subcommand("unpack", "Make an image's root filesystem from the local store (no network)");
+  unpack_cmd->add_option("reference", unpack_ref, "NAME[:TAG|@DIGEST] of an image in the store")->required();
+  unpack_cmd->add_option("dir", unpack_dir, "Directory to make the rootfs in")->required();
+  unpack_cmd->add_flag("--force", unpack_force, "Unpack into a directory that is not empty");
+  unpack_cmd->footer("Example:\n  imgpull unpack debian:12 /tmp/debian-rootfs");
+
   CLI11_PARSE(app, argc, argv);
+  if (unpack_cmd->parsed()) return run_unpack(g, unpack_ref, unpack_dir, unpack_force);
   if (pull->parsed()) return run_pull(g, pull_flags);
   if (images->parsed()) return run_images(g, digests, images_quiet);
   return 0;

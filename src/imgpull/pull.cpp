@@ -1,10 +1,21 @@
 #include "imgpull/pull.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
+#include <condition_variable>
+#include <map>
+#include <set>
 #include <mutex>
 #include <thread>
+
+#include "imgpull/rootfs.h"
+#include "imgpull/unpack/unique_fd.h"
 
 namespace imgpull {
 namespace {
@@ -120,10 +131,79 @@ std::optional<ResolvedImage> resolve_local(const Store& store, const Reference& 
   return image;
 }
 
+// A layer blob being downloaded, read by the rootfs applier while it grows:
+// the download writes the ingest file, the applier reads the same file
+// (from the page cache) up to what has been written, and waits for more.
+// The applier so never waits for a whole blob, and a download never waits
+// for the applier.
+class FollowedBlob {
+ public:
+  void opened(int fd) {
+    std::lock_guard lock(mutex_);
+    fd_.reset(fd);
+    changed_.notify_all();
+  }
+  void grew(uint64_t written) {
+    std::lock_guard lock(mutex_);
+    written_ = written;
+    changed_.notify_all();
+  }
+  void finished() {
+    std::lock_guard lock(mutex_);
+    done_ = true;
+    changed_.notify_all();
+  }
+  void failed(const Error& error) {
+    std::lock_guard lock(mutex_);
+    if (!error_) error_ = error;
+    changed_.notify_all();
+  }
+
+  // One reader per application of the layer (an image may list a blob twice).
+  class Reader : public unpack::ByteSource {
+   public:
+    explicit Reader(FollowedBlob& blob) : blob_(blob) {}
+    Result<size_t> read(void* buf, size_t n) override {
+      int fd;
+      size_t chunk;
+      {
+        std::unique_lock lock(blob_.mutex_);
+        blob_.changed_.wait(lock, [&] {
+          return blob_.error_ || (blob_.fd_ && (blob_.written_ > offset_ || blob_.done_));
+        });
+        if (blob_.error_) return *blob_.error_;
+        if (blob_.written_ <= offset_) return size_t{0};  // done and all read
+        fd = blob_.fd_.get();
+        chunk = static_cast<size_t>(std::min<uint64_t>(n, blob_.written_ - offset_));
+      }
+      ssize_t got = ::pread(fd, buf, chunk, static_cast<off_t>(offset_));
+      if (got < 0) return Error(ErrorCode::kIo, std::string("reading a downloading layer: ") + std::strerror(errno));
+      offset_ += static_cast<uint64_t>(got);
+      return static_cast<size_t>(got);
+    }
+
+   private:
+    FollowedBlob& blob_;
+    uint64_t offset_ = 0;
+  };
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  unpack::UniqueFd fd_;
+  uint64_t written_ = 0;
+  bool done_ = false;
+  std::optional<Error> error_;
+};
+
+using FollowedBlobs = std::map<Digest, std::unique_ptr<FollowedBlob>>;
+
 class LayerDownloader {
  public:
-  LayerDownloader(RegistryClient& registry, Store& store, EventSink& events)
-      : registry_(registry), store_(store), events_(events) {}
+  // `followed`: blobs a rootfs applier reads while they download (may be
+  // empty); they are told of every byte written, and of failures.
+  LayerDownloader(RegistryClient& registry, Store& store, EventSink& events, FollowedBlobs& followed)
+      : registry_(registry), store_(store), events_(events), followed_(followed) {}
 
   // Fetches `layers` with at most `concurrency` at once; the first failure
   // stops the others and is returned.
@@ -141,21 +221,32 @@ class LayerDownloader {
     int n = std::max(1, std::min<int>(concurrency, static_cast<int>(layers.size())));
     for (int t = 0; t < n; ++t) threads.emplace_back(work);
     for (auto& t : threads) t.join();
-    if (first_error_) return std::move(*first_error_);
+    std::lock_guard lock(error_mutex_);  // the applier may cancel at any time
+    if (first_error_) return *first_error_;
     return {};
   }
 
   uint64_t bytes_downloaded() const { return bytes_.load(); }
 
+  // Stops every download (the applier failed).
+  void cancel(Error error) { fail(std::move(error)); }
+
  private:
   Status download(const Descriptor& layer) {
+    FollowedBlob* follower = nullptr;
+    if (auto it = followed_.find(layer.digest); it != followed_.end()) follower = it->second.get();
     IMGPULL_ASSIGN_OR_RETURN(auto writer, store_.begin_ingest(layer.digest, layer.size));
     if (writer) {
+      if (follower != nullptr) {
+        IMGPULL_ASSIGN_OR_RETURN(int fd, writer->open_reader());
+        follower->opened(fd);
+      }
       uint64_t next_report = 0;
       auto sink = [&](const char* data, size_t size) -> Status {
-        if (failed_.load()) return Error(ErrorCode::kUnavailable, "cancelled: another download failed");
+        if (failed_.load()) return Error(ErrorCode::kUnavailable, "cancelled: another step of the pull failed");
         IMGPULL_TRY(writer->write(data, size));
         bytes_ += size;
+        if (follower != nullptr) follower->grew(writer->bytes_written());
         if (writer->bytes_written() >= next_report) {
           events_.layer(PullEvent::Kind::kLayerDownloading, layer, writer->bytes_written());
           next_report = writer->bytes_written() + kProgressEveryBytes;
@@ -166,13 +257,24 @@ class LayerDownloader {
       events_.layer(PullEvent::Kind::kLayerVerifying, layer, writer->bytes_written());
       IMGPULL_TRY(writer->commit());
       events_.layer(PullEvent::Kind::kLayerDownloaded, layer, static_cast<uint64_t>(layer.size));
+    } else if (follower != nullptr) {
+      // Another process committed it while we waited for its lock.
+      int fd = ::open(store_.blob_path(layer.digest).c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return Error(ErrorCode::kIo, "cannot open blob " + layer.digest.str());
+      follower->opened(fd);
+      follower->grew(static_cast<uint64_t>(layer.size));
     }
-    events_.layer(PullEvent::Kind::kLayerComplete, layer, static_cast<uint64_t>(layer.size));
+    if (follower != nullptr) {
+      follower->finished();
+    } else {
+      events_.layer(PullEvent::Kind::kLayerComplete, layer, static_cast<uint64_t>(layer.size));
+    }
     return {};
   }
 
   void fail(Error error) {
     std::lock_guard lock(error_mutex_);
+    for (auto& [digest, follower] : followed_) follower->failed(error);
     if (!first_error_) first_error_ = std::move(error);
     failed_ = true;
   }
@@ -180,6 +282,7 @@ class LayerDownloader {
   RegistryClient& registry_;
   Store& store_;
   EventSink& events_;
+  FollowedBlobs& followed_;
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> bytes_{0};
   std::mutex error_mutex_;
@@ -234,22 +337,64 @@ Result<PullResult> pull(http::Client& client, Store& store, const Reference& ref
                              manifest.config.digest.str(), config->diff_ids.size(), manifest.layers.size()));
   }
 
-  std::vector<Descriptor> missing;
+  std::vector<Descriptor> missing;  // each blob once, even if the image lists it twice
+  std::set<Digest> seen;
   for (const auto& layer : manifest.layers) {
     if (store.has_blob(layer.digest)) {
       events.layer(PullEvent::Kind::kLayerExists, layer);
-    } else {
+    } else if (seen.insert(layer.digest).second) {
       missing.push_back(layer);
       events.layer(PullEvent::Kind::kLayerWaiting, layer);
     }
   }
+  FollowedBlobs followed;
+  if (options.rootfs_fd >= 0) {
+    for (const auto& layer : missing) followed.emplace(layer.digest, std::make_unique<FollowedBlob>());
+  }
   uint64_t bytes_downloaded = 0;
-  if (!missing.empty()) {  // resolve_local only succeeds with every layer present
-    LayerDownloader downloader(*registry, store, events);
-    IMGPULL_TRY(downloader.run(missing, options.max_concurrent_downloads));
-    bytes_downloaded = downloader.bytes_downloaded();
+  std::optional<LayerDownloader> downloader;
+  if (!missing.empty()) downloader.emplace(*registry, store, events, followed);  // registry is set: see resolve_local
+
+  // The applier makes the rootfs layer by layer while the downloads run.
+  std::optional<Error> apply_error;
+  std::thread applier;
+  if (options.rootfs_fd >= 0) {
+    applier = std::thread([&] {
+      for (size_t i = 0; i < manifest.layers.size(); ++i) {
+        const Descriptor& layer = manifest.layers[i];
+        std::unique_ptr<unpack::ByteSource> source;
+        auto it = followed.find(layer.digest);
+        if (it != followed.end()) {
+          source = std::make_unique<FollowedBlob::Reader>(*it->second);
+        } else {
+          auto file = unpack::FileSource::open(store.blob_path(layer.digest));
+          if (!file) {
+            apply_error = std::move(file).error().wrap("layer " + layer.digest.str());
+            break;
+          }
+          source = std::move(file).value();
+        }
+        events.layer(PullEvent::Kind::kLayerExtracting, layer);
+        auto applied = apply_verified_layer(options.rootfs_fd, manifest, *config, i, *source, options.apply);
+        if (!applied) {
+          apply_error = std::move(applied).error();
+          break;
+        }
+        if (it != followed.end()) events.layer(PullEvent::Kind::kLayerComplete, layer, layer.size);
+      }
+      if (apply_error && downloader) downloader->cancel(*apply_error);
+    });
+  }
+  Status downloaded;
+  if (downloader) {
+    downloaded = downloader->run(missing, options.max_concurrent_downloads);
+    bytes_downloaded = downloader->bytes_downloaded();
     fetched_anything = true;
   }
+  if (applier.joinable()) applier.join();
+  // The applier's error explains a cancelled download better than the other way round.
+  if (apply_error) return *apply_error;
+  IMGPULL_TRY(std::move(downloaded));
   // The config is committed after the layers, so that an image whose config
   // is present is one whose pull got at least that far.
   IMGPULL_TRY(store.write_blob(manifest.config.digest, config_bytes));

@@ -27,6 +27,7 @@
 #include "imgpull/reference.h"
 #include "imgpull/registry.h"
 #include "imgpull/store.h"
+#include "imgpull/unpack/layer_applier.h"
 
 namespace imgpull {
 
@@ -38,6 +39,7 @@ struct PullEvent {
     kLayerDownloading,  // bytes arriving: current/total
     kLayerVerifying,    // all bytes in, checking size and digest
     kLayerDownloaded,   // verified and committed to the store
+    kLayerExtracting,   // being applied to the rootfs
     kLayerComplete,     // nothing more to do for this layer
   };
   Kind kind;
@@ -51,6 +53,11 @@ struct PullOptions {
   Platform platform = Platform::host();
   int max_concurrent_downloads = 3;  // as Docker's default
   RegistryOptions registry;
+  // When >= 0, a directory (see open_rootfs_dir) in which the image's root
+  // filesystem is made while the layers download: each layer is applied as
+  // its bytes arrive, in order, and checked against the config's diffID.
+  int rootfs_fd = -1;
+  unpack::ApplyOptions apply;
   // Called from the download threads, one call at a time.
   std::function<void(const PullEvent&)> on_event;
 };

@@ -148,6 +148,12 @@ Status BlobWriter::write(const void* data, size_t size) {
   return write_all(fd_, data, size, ingest_path_);
 }
 
+Result<int> BlobWriter::open_reader() const {
+  int fd = ::open(ingest_path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return io_error("cannot open for reading", ingest_path_);
+  return fd;
+}
+
 Status BlobWriter::commit() {
   if (done_) return Error(ErrorCode::kInternal, "commit of a finished blob writer");
   uint64_t got = hasher_.bytes_hashed();
@@ -233,7 +239,7 @@ Status Store::write_blob(const Digest& digest, std::string_view bytes) {
 
 Result<std::unique_ptr<BlobWriter>> Store::begin_ingest(const Digest& digest, int64_t size) {
   if (has_blob(digest)) return std::unique_ptr<BlobWriter>();
-  fs::path ingest = root_ / "ingest" / (digest.hex() + ".partial");
+  fs::path ingest = ingest_path(digest);
   // Two processes may want the same blob: the first to lock its ingest file
   // downloads it, the other waits and then finds it committed.
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -266,6 +272,22 @@ Result<std::unique_ptr<BlobWriter>> Store::begin_ingest(const Digest& digest, in
   }
   return Error(ErrorCode::kIo, fmt::format("could not take the ingest file {} for {}", ingest.string(),
                                            digest.str()));
+}
+
+fs::path Store::ingest_path(const Digest& digest) const {
+  return root_ / "ingest" / (digest.hex() + ".partial");
+}
+
+Result<StoredImage> Store::load_image(const ImageRecord& record) const {
+  IMGPULL_ASSIGN_OR_RETURN(std::string bytes, read_blob(record.manifest.digest, kMaxManifestBytes));
+  IMGPULL_ASSIGN_OR_RETURN(ParsedManifest parsed, parse_manifest(bytes, record.manifest.media_type));
+  auto* manifest = std::get_if<ImageManifest>(&parsed);
+  if (manifest == nullptr) {
+    return Error(ErrorCode::kUnsupported, fmt::format("{} names an index, not an image manifest", record.name));
+  }
+  IMGPULL_ASSIGN_OR_RETURN(std::string config_bytes, read_blob(manifest->config.digest, kMaxConfigBytes));
+  IMGPULL_ASSIGN_OR_RETURN(ImageConfig config, parse_config(config_bytes));
+  return StoredImage{record, std::move(*manifest), std::move(config)};
 }
 
 Result<std::vector<ImageRecord>> Store::read_index() const {

@@ -46,6 +46,13 @@ struct ImageRecord {
   std::string pulled_at;          // RFC 3339
 };
 
+// An image in the store with its manifest and config read and checked.
+struct StoredImage {
+  ImageRecord record;
+  ImageManifest manifest;
+  ImageConfig config;
+};
+
 // Writes one blob into ingest/, hashing as it goes; commit() checks size and
 // digest and only then moves it into blobs/. Destroying an uncommitted writer
 // removes the partial file.
@@ -58,6 +65,10 @@ class BlobWriter {
   Status write(const void* data, size_t size);
   Status commit();
   uint64_t bytes_written() const { return hasher_.bytes_hashed(); }
+  // A read-only descriptor of the blob being written, for a reader that
+  // follows the download (it stays valid after commit renames the file).
+  // The caller owns it.
+  Result<int> open_reader() const;
   const Digest& expected() const { return expected_; }
 
  private:
@@ -97,11 +108,15 @@ class Store {
 
   Result<std::vector<ImageRecord>> list_images() const;
   Result<std::optional<ImageRecord>> find_image(const std::string& name) const;
+  // Reads (and verifies) the manifest and config a record names.
+  Result<StoredImage> load_image(const ImageRecord& record) const;
+
   // Adds the record, replacing any with the same name.
   Status record_image(const ImageRecord& record);
 
  private:
   explicit Store(std::filesystem::path root) : root_(std::move(root)) {}
+  std::filesystem::path ingest_path(const Digest& digest) const;
   Result<std::vector<ImageRecord>> read_index() const;
   Status write_index(const std::vector<ImageRecord>& records);
 
