@@ -45,7 +45,7 @@ echo "== building a sample image with umoci (two layers of real files)"
   mkdir -p bundle/rootfs/usr/share/doc bundle/rootfs/etc
   cp -r /usr/share/doc/curl bundle/rootfs/usr/share/doc/
   cp /etc/os-release bundle/rootfs/etc/
-  umoci repack --image layout:demo bundle
+  umoci repack --refresh-bundle --image layout:demo bundle
   echo "hello from imgpull's demo" > bundle/rootfs/hello.txt
   umoci repack --image layout:demo bundle
   umoci config --image layout:demo --architecture amd64 --os linux \
@@ -64,6 +64,11 @@ echo "\$ imgpull pull $ref   # again"
 echo
 echo "\$ imgpull images"
 "$imgpull" --root "$store" images
+echo
+echo "\$ imgpull unpack $ref ROOTFS   # from the store, no network"
+"$imgpull" --root "$store" unpack "$ref" "$work/rootfs"
+echo "\$ cat ROOTFS/hello.txt"
+cat "$work/rootfs/hello.txt"
 echo
 echo "\$ skopeo inspect oci:STORE:$ref   # the store is an OCI layout"
 skopeo inspect "oci:$store:$ref" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print("Digest:", d["Digest"]); print("Layers:", *d["Layers"], sep="\n  ")'
