@@ -29,6 +29,9 @@ struct GlobalOptions {
   bool debug = false;
   std::vector<std::string> insecure_registries;
   std::vector<std::string> certs_dirs;
+  int retries = 5;
+  double retry_max_wait_seconds = 30;
+  long stall_timeout_seconds = 60;
 };
 
 // Directories searched for <host>/ca.crt, first match wins: the user's own,
@@ -43,6 +46,7 @@ std::vector<std::string> certs_search_path(const GlobalOptions& g) {
 
 http::ClientOptions client_options(const GlobalOptions& g) {
   http::ClientOptions options;
+  options.stall_timeout_seconds = g.stall_timeout_seconds;
   if (g.debug) {
     options.debug_log = [](std::string_view line) { std::cerr << "DEBUG " << line << "\n"; };
   }
@@ -129,6 +133,10 @@ int run_pull(const GlobalOptions& g, const PullFlags& flags) {
   options.max_concurrent_downloads = std::max(1, flags.max_concurrent_downloads);
   options.registry.insecure_registries = g.insecure_registries;
   options.registry.credentials = docker_config_credentials();
+  options.registry.retry.max_retries = g.retries;
+  options.registry.retry.max_delay =
+      std::chrono::milliseconds(static_cast<int64_t>(g.retry_max_wait_seconds * 1000));
+  options.registry.retry.base_delay = std::min(options.registry.retry.base_delay, options.registry.retry.max_delay);
   if (!flags.platform.empty()) {
     auto platform = Platform::parse(flags.platform);
     if (!platform) return fail(platform.error());
@@ -306,6 +314,12 @@ int main(int argc, char** argv) {
   app.add_flag("-D,--debug", g.debug, "Log every HTTP exchange to stderr");
   app.add_option("--insecure-registry", g.insecure_registries,
                  "Registry host that may use plain http or an unverified certificate (repeatable)");
+  app.add_option("--retries", g.retries, "Attempts after the first for a failed request (5xx, 429, network)")
+      ->default_val(5)->check(CLI::Range(0, 100));
+  app.add_option("--retry-max-wait", g.retry_max_wait_seconds,
+                 "Longest wait in seconds between attempts, Retry-After included")->default_val(30)->check(CLI::Range(0.0, 3600.0));
+  app.add_option("--stall-timeout", g.stall_timeout_seconds,
+                 "Seconds without a byte before a transfer counts as stalled and is resumed")->default_val(60)->check(CLI::Range(1, 3600));
   app.add_option("--certs-dir", g.certs_dirs,
                  "Directory of <host>/ca.crt files, searched before /etc/imgpull/certs.d and /etc/docker/certs.d");
 

@@ -64,6 +64,8 @@ struct Exchange {
   CURL* handle = nullptr;
   Response* response = nullptr;
   const BodySink* sink = nullptr;  // null: buffer the body
+  const HeadHandler* on_head = nullptr;
+  bool head_seen = false;
   size_t max_body = 0;
   uint64_t body_bytes = 0;
   std::optional<Error> abort_reason;
@@ -80,6 +82,15 @@ size_t on_body(char* data, size_t, size_t size, void* user) {
   ex->body_bytes += size;
   long status = ex->status();
   if (ex->sink != nullptr && status >= 200 && status < 300) {
+    if (!ex->head_seen && ex->on_head != nullptr && *ex->on_head) {
+      ex->head_seen = true;
+      ex->response->status = status;
+      Status started = (*ex->on_head)(*ex->response);
+      if (!started.ok()) {
+        ex->abort_reason = std::move(started).error();
+        return 0;
+      }
+    }
     Status st = (*ex->sink)(data, size);
     if (!st.ok()) {
       ex->abort_reason = std::move(st).error();
@@ -179,9 +190,10 @@ struct Client::Impl {
     idle_handles.push_back(h);
   }
 
-  Result<Response> perform(const Request& request, const BodySink* sink);
+  Result<Response> perform(const Request& request, const BodySink* sink, const HeadHandler* on_head);
   Result<Response> perform_hop(CURL* h, const Request& request, const std::string& url,
-                               bool send_authorization, bool as_get, const BodySink* sink);
+                               bool send_authorization, bool as_get, const BodySink* sink,
+                               const HeadHandler* on_head);
 };
 
 Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
@@ -201,13 +213,16 @@ Client::~Client() {
   curl_share_cleanup(impl_->share);
 }
 
-Result<Response> Client::fetch(const Request& request) { return impl_->perform(request, nullptr); }
-
-Result<Response> Client::stream(const Request& request, const BodySink& sink) {
-  return impl_->perform(request, &sink);
+Result<Response> Client::fetch(const Request& request) {
+  return impl_->perform(request, nullptr, nullptr);
 }
 
-Result<Response> Client::Impl::perform(const Request& request, const BodySink* sink) {
+Result<Response> Client::stream(const Request& request, const BodySink& sink, const HeadHandler& on_head) {
+  return impl_->perform(request, &sink, &on_head);
+}
+
+Result<Response> Client::Impl::perform(const Request& request, const BodySink* sink,
+                                       const HeadHandler* on_head) {
   CURL* h = borrow();
   if (h == nullptr) return Error(ErrorCode::kInternal, "libcurl could not make a handle");
   const std::string first_origin = origin_of(request.url);
@@ -216,7 +231,7 @@ Result<Response> Client::Impl::perform(const Request& request, const BodySink* s
   Result<Response> result = Error(ErrorCode::kInternal, "no request made");
   for (int hop = 0; hop <= request.max_redirects; ++hop) {
     bool same_origin = origin_of(url) == first_origin;
-    result = perform_hop(h, request, url, same_origin, as_get, sink);
+    result = perform_hop(h, request, url, same_origin, as_get, sink, on_head);
     if (!result.ok() || !is_redirect(result->status)) break;
     std::string location = result->header("location");
     if (location.empty()) break;
@@ -240,13 +255,14 @@ Result<Response> Client::Impl::perform(const Request& request, const BodySink* s
 
 Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, const std::string& url,
                                            bool send_authorization, bool as_get,
-                                           const BodySink* sink) {
+                                           const BodySink* sink, const HeadHandler* on_head) {
   curl_easy_reset(h);  // keeps the connection, forgets the previous request's options
   Response response;
   Exchange ex;
   ex.handle = h;
   ex.response = &response;
   ex.sink = sink;
+  ex.on_head = on_head;
   ex.max_body = request.max_buffered_body;
   char error_buffer[CURL_ERROR_SIZE] = {0};
 

@@ -61,6 +61,9 @@ struct Response {
 // Receives the body of a 2xx response as it arrives. Returning an Error
 // aborts the transfer and becomes the result of Client::stream.
 using BodySink = std::function<Status(const char* data, size_t size)>;
+// Called once per stream, before the first byte of a 2xx body, with the
+// status and headers (a resumed download checks 206 against 200 here).
+using HeadHandler = std::function<Status(const Response& head)>;
 
 struct ClientOptions {
   // Called once per HTTP exchange: "GET URL -> 200 (1.2 KiB, 14 ms)". Never
@@ -90,7 +93,8 @@ class Client {
 
   // Performs the request; the body of a 2xx answer goes to `sink`, any other
   // answer's body is kept (bounded) in Response::body for the error message.
-  Result<Response> stream(const Request& request, const BodySink& sink);
+  Result<Response> stream(const Request& request, const BodySink& sink,
+                          const HeadHandler& on_head = {});
 
  private:
   struct Impl;

@@ -145,7 +145,7 @@ class FollowedBlob {
   }
   void grew(uint64_t written) {
     std::lock_guard lock(mutex_);
-    written_ = written;
+    written_ = std::max(written_, written);  // a restarted download rewrites the same bytes
     changed_.notify_all();
   }
   void finished() {
@@ -228,6 +228,39 @@ class LayerDownloader {
 
   uint64_t bytes_downloaded() const { return bytes_.load(); }
 
+  // Where one layer's bytes go: the store's ingest file, a following rootfs
+  // applier, and progress events.
+  class IngestSink : public BlobSink {
+   public:
+    IngestSink(LayerDownloader& owner, const Descriptor& layer, BlobWriter& writer, FollowedBlob* follower)
+        : owner_(owner), layer_(layer), writer_(writer), follower_(follower) {}
+
+    uint64_t bytes_held() const override { return writer_.bytes_written(); }
+    bool cancelled() const override { return owner_.failed_.load(); }
+    Status restart() override {
+      next_report_ = 0;
+      return writer_.restart();
+    }
+    Status write(const char* data, size_t size) override {
+      if (cancelled()) return Error(ErrorCode::kUnavailable, "cancelled: another step of the pull failed");
+      IMGPULL_TRY(writer_.write(data, size));
+      owner_.bytes_ += size;
+      if (follower_ != nullptr) follower_->grew(writer_.bytes_written());
+      if (writer_.bytes_written() >= next_report_) {
+        owner_.events_.layer(PullEvent::Kind::kLayerDownloading, layer_, writer_.bytes_written());
+        next_report_ = writer_.bytes_written() + kProgressEveryBytes;
+      }
+      return {};
+    }
+
+   private:
+    LayerDownloader& owner_;
+    const Descriptor& layer_;
+    BlobWriter& writer_;
+    FollowedBlob* follower_;
+    uint64_t next_report_ = 0;
+  };
+
   // Stops every download (the applier failed).
   void cancel(Error error) { fail(std::move(error)); }
 
@@ -241,19 +274,8 @@ class LayerDownloader {
         IMGPULL_ASSIGN_OR_RETURN(int fd, writer->open_reader());
         follower->opened(fd);
       }
-      uint64_t next_report = 0;
-      auto sink = [&](const char* data, size_t size) -> Status {
-        if (failed_.load()) return Error(ErrorCode::kUnavailable, "cancelled: another step of the pull failed");
-        IMGPULL_TRY(writer->write(data, size));
-        bytes_ += size;
-        if (follower != nullptr) follower->grew(writer->bytes_written());
-        if (writer->bytes_written() >= next_report) {
-          events_.layer(PullEvent::Kind::kLayerDownloading, layer, writer->bytes_written());
-          next_report = writer->bytes_written() + kProgressEveryBytes;
-        }
-        return {};
-      };
-      IMGPULL_TRY(registry_.stream_blob(layer, sink));
+      IngestSink sink(*this, layer, *writer, follower);
+      IMGPULL_TRY(registry_.fetch_blob(layer, sink));
       events_.layer(PullEvent::Kind::kLayerVerifying, layer, writer->bytes_written());
       IMGPULL_TRY(writer->commit());
       events_.layer(PullEvent::Kind::kLayerDownloaded, layer, static_cast<uint64_t>(layer.size));

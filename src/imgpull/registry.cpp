@@ -3,7 +3,15 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
+#include <curl/curl.h>
+
 #include <algorithm>
+#include <cctype>
+#include <cinttypes>
+#include <cstdio>
+#include <ctime>
+#include <random>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 namespace imgpull {
@@ -53,6 +61,71 @@ ErrorCode code_for_status(long status) {
   return ErrorCode::kUnavailable;
 }
 
+bool is_retryable_status(long status) { return status >= 500 || status == 408 || status == 429; }
+
+// Network trouble, not a refusal: worth another attempt.
+bool is_retryable_error(const Error& error) { return error.code() == ErrorCode::kUnavailable; }
+
+// Retry-After is seconds or an HTTP date.
+std::optional<std::chrono::milliseconds> parse_retry_after(const std::string& value) {
+  if (value.empty()) return std::nullopt;
+  if (std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    return std::chrono::seconds(std::stoll(value.substr(0, 9)));
+  }
+  time_t when = curl_getdate(value.c_str(), nullptr);
+  if (when < 0) return std::nullopt;
+  return std::chrono::seconds(std::max<time_t>(0, when - std::time(nullptr)));
+}
+
+// Counts attempts and sleeps between them: exponential back-off with full
+// jitter (so many clients do not retry in step), or what Retry-After asks.
+class Retrier {
+ public:
+  Retrier(const RetryPolicy& policy, std::function<bool()> cancelled)
+      : policy_(policy), cancelled_(std::move(cancelled)), random_(std::random_device{}()) {}
+
+  // Records a failed attempt; false when no attempt is left.
+  bool again(const Error& failure, std::optional<std::chrono::milliseconds> retry_after = std::nullopt) {
+    history_ += (history_.empty() ? "" : "; ") + failure.message();
+    last_code_ = failure.code();
+    if (attempt_ >= policy_.max_retries) return false;
+    std::chrono::milliseconds ceiling = std::min<std::chrono::milliseconds>(
+        policy_.max_delay, policy_.base_delay * (int64_t{1} << std::min(attempt_, 20)));
+    std::uniform_int_distribution<long long> jitter(ceiling.count() / 2, ceiling.count());
+    auto delay = retry_after ? std::min(*retry_after, policy_.max_delay)
+                             : std::chrono::milliseconds(jitter(random_));
+    ++attempt_;
+    auto until = std::chrono::steady_clock::now() + delay;
+    while (std::chrono::steady_clock::now() < until) {
+      if (cancelled_ && cancelled_()) return false;
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+          std::chrono::milliseconds(50), until - std::chrono::steady_clock::now()));
+    }
+    return true;
+  }
+
+  // The error once attempts run out: says how many were made and what each met.
+  Error give_up(std::string_view what) const {
+    if (attempt_ == 0) return Error(last_code_, std::string(what) + ": " + history_);
+    return Error(last_code_, fmt::format("{}: gave up after {} attempts: {}", what, attempt_ + 1, history_));
+  }
+
+ private:
+  const RetryPolicy& policy_;
+  std::function<bool()> cancelled_;
+  std::mt19937_64 random_;
+  int attempt_ = 0;
+  std::string history_;
+  ErrorCode last_code_ = ErrorCode::kUnavailable;
+};
+
+// "bytes 100-199/200" -> 100.
+std::optional<uint64_t> content_range_start(const std::string& value) {
+  uint64_t start = 0;
+  if (std::sscanf(value.c_str(), "bytes %" SCNu64 "-", &start) != 1) return std::nullopt;
+  return start;
+}
+
 }  // namespace
 
 bool is_loopback_host(std::string_view host) {
@@ -75,7 +148,8 @@ RegistryClient::RegistryClient(http::Client& client, Reference ref, std::string 
       ref_(std::move(ref)),
       base_url_(std::move(base_url)),
       scope_("repository:" + ref_.path + ":pull"),
-      auth_(client, ref_.domain, options.credentials, plain_http) {}
+      auth_(client, ref_.domain, options.credentials, plain_http),
+      retry_(options.retry) {}
 
 Result<std::unique_ptr<RegistryClient>> RegistryClient::connect(http::Client& client,
                                                                 const Reference& ref,
@@ -117,12 +191,14 @@ Result<std::unique_ptr<RegistryClient>> RegistryClient::connect(http::Client& cl
   return registry;
 }
 
-Result<http::Response> RegistryClient::send(http::Request request, const http::BodySink* sink) {
+Result<http::Response> RegistryClient::send(http::Request request, const http::BodySink* sink,
+                                            const http::HeadHandler* on_head) {
   for (int attempt = 0;; ++attempt) {
     auto authorization = auth_.authorization(scope_);
     if (!authorization) return std::move(authorization).error();
     request.authorization = *authorization;
-    auto response = sink != nullptr ? client_.stream(request, *sink) : client_.fetch(request);
+    auto response = sink != nullptr ? client_.stream(request, *sink, on_head ? *on_head : http::HeadHandler())
+                                    : client_.fetch(request);
     if (!response.ok() || response->status != 401 || attempt > 0) return response;
     // The token expired or the registry wants another scope: take its new
     // challenge and try once more.
@@ -142,7 +218,7 @@ Result<FetchedManifest> RegistryClient::get_manifest(const std::string& selector
   request.url = fmt::format("{}/v2/{}/manifests/{}", base_url_, ref_.path, selector);
   request.headers.emplace_back("Accept", manifest_accept_header());
   request.max_buffered_body = kMaxManifestBytes;
-  IMGPULL_ASSIGN_OR_RETURN(http::Response response, send(request, nullptr));
+  IMGPULL_ASSIGN_OR_RETURN(http::Response response, fetch_with_retries(request, "manifest " + selector));
   if (response.status != 200) return response_error(response, "manifest " + selector);
   Digest actual = Digest::of(response.body);
   if (auto wanted = Digest::parse(selector); wanted.ok() && *wanted != actual) {
@@ -161,7 +237,7 @@ Result<std::string> RegistryClient::get_blob(const Descriptor& blob, size_t max_
   http::Request request;
   request.url = fmt::format("{}/v2/{}/blobs/{}", base_url_, ref_.path, blob.digest.str());
   request.max_buffered_body = max_bytes;
-  IMGPULL_ASSIGN_OR_RETURN(http::Response response, send(request, nullptr));
+  IMGPULL_ASSIGN_OR_RETURN(http::Response response, fetch_with_retries(request, "blob " + blob.digest.str()));
   if (response.status != 200) return response_error(response, "blob " + blob.digest.str());
   Digest actual = Digest::of(response.body, blob.digest.algorithm());
   if (response.body.size() != static_cast<size_t>(blob.size) || actual != blob.digest) {
@@ -174,12 +250,72 @@ Result<std::string> RegistryClient::get_blob(const Descriptor& blob, size_t max_
   return std::move(response.body);
 }
 
-Status RegistryClient::stream_blob(const Descriptor& blob, const http::BodySink& sink) {
-  http::Request request;
-  request.url = fmt::format("{}/v2/{}/blobs/{}", base_url_, ref_.path, blob.digest.str());
-  IMGPULL_ASSIGN_OR_RETURN(http::Response response, send(request, &sink));
-  if (response.status != 200) return response_error(response, "blob " + blob.digest.str());
-  return {};
+Result<http::Response> RegistryClient::fetch_with_retries(const http::Request& request,
+                                                          std::string_view what) {
+  Retrier retrier(retry_, nullptr);
+  while (true) {
+    auto response = send(request, nullptr);
+    if (response.ok() && !is_retryable_status(response->status)) return response;
+    if (!response.ok() && !is_retryable_error(response.error())) return response;
+    Error failure = response.ok() ? response_error(*response, "GET") : response.error();
+    auto retry_after = response.ok() ? parse_retry_after(response->header("retry-after")) : std::nullopt;
+    if (!retrier.again(failure, retry_after)) return retrier.give_up(what);
+  }
+}
+
+Status RegistryClient::fetch_blob(const Descriptor& blob, BlobSink& sink) {
+  const std::string what = "blob " + blob.digest.str();
+  Retrier retrier(retry_, [&] { return sink.cancelled(); });
+  while (true) {
+    const uint64_t offset = sink.bytes_held();
+    http::Request request;
+    request.url = fmt::format("{}/v2/{}/blobs/{}", base_url_, ref_.path, blob.digest.str());
+    if (offset > 0) request.headers.emplace_back("Range", fmt::format("bytes={}-", offset));
+    bool sink_failed = false;  // the sink's own errors are final, never retried
+    http::HeadHandler on_head = [&](const http::Response& head) -> Status {
+      if (head.status == 206) {
+        auto start = content_range_start(head.header("content-range"));
+        if (start != offset) {
+          sink_failed = true;
+          return Error(ErrorCode::kCorrupt,
+                       fmt::format("asked for bytes from {} and got Content-Range \"{}\"", offset,
+                                   head.header("content-range")));
+        }
+        return {};
+      }
+      if (offset == 0) return {};
+      Status restarted = sink.restart();  // 200 to a Range request: the whole blob again
+      sink_failed = !restarted.ok();
+      return restarted;
+    };
+    http::BodySink body = [&](const char* data, size_t size) -> Status {
+      Status written = sink.write(data, size);
+      sink_failed = !written.ok();
+      return written;
+    };
+    auto response = send(request, &body, &on_head);
+    std::optional<std::chrono::milliseconds> retry_after;
+    Error failure(ErrorCode::kUnavailable, "");
+    if (!response.ok()) {
+      if (sink_failed || !is_retryable_error(response.error())) return std::move(response).error();
+      failure = std::move(response).error();
+    } else if (response->status == 200 || response->status == 206) {
+      // A complete answer with a Content-Length is what the registry says the
+      // blob is: a wrong size is then its lie, for the sink's size check to
+      // report. Without one, an early end may just be a dropped connection.
+      if (blob.size < 0 || sink.bytes_held() >= static_cast<uint64_t>(blob.size) ||
+          !response->header("content-length").empty()) {
+        return {};
+      }
+      failure = Error(ErrorCode::kUnavailable, fmt::format("connection closed after {} of {} bytes",
+                                                          sink.bytes_held(), blob.size));
+    } else {
+      if (!is_retryable_status(response->status)) return response_error(*response, what);
+      retry_after = parse_retry_after(response->header("retry-after"));
+      failure = response_error(*response, "GET");
+    }
+    if (!retrier.again(failure, retry_after)) return retrier.give_up(what);
+  }
 }
 
 }  // namespace imgpull

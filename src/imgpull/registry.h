@@ -12,6 +12,7 @@
 //   IMGPULL_TRY(registry->stream_blob(layer, sink));
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,11 +26,34 @@
 
 namespace imgpull {
 
+// How failed requests are tried again: 5xx, 408, 429 and network errors
+// (refused, reset, timed out, stalled), with exponential back-off and jitter;
+// a Retry-After from the registry is honoured up to max_delay.
+struct RetryPolicy {
+  int max_retries = 5;  // attempts after the first
+  std::chrono::milliseconds base_delay{500};
+  std::chrono::milliseconds max_delay{30'000};
+};
+
+// Where a resumable blob download puts its bytes.
+class BlobSink {
+ public:
+  virtual ~BlobSink() = default;
+  // Bytes already held: a retry asks the registry for the rest (Range).
+  virtual uint64_t bytes_held() const = 0;
+  // The registry ignored Range and is sending the whole blob again.
+  virtual Status restart() = 0;
+  virtual Status write(const char* data, size_t size) = 0;
+  // True when the pull is being abandoned: no more retries.
+  virtual bool cancelled() const { return false; }
+};
+
 struct RegistryOptions {
   // Hosts ("host:port" or "host") that may be spoken to over plain http, and
   // whose TLS certificates are not verified: --insecure-registry.
   std::vector<std::string> insecure_registries;
   CredentialLookup credentials;
+  RetryPolicy retry;
 };
 
 // True for hosts that may use plain http without being listed as insecure:
@@ -55,13 +79,18 @@ class RegistryClient {
   Result<FetchedManifest> get_manifest(const std::string& selector);
   // A small blob (a config), checked against its descriptor.
   Result<std::string> get_blob(const Descriptor& blob, size_t max_bytes);
-  // Streams a blob's bytes to `sink`; checking them is the sink's job.
-  Status stream_blob(const Descriptor& blob, const http::BodySink& sink);
+  // Streams a blob's bytes to `sink`, resuming with Range after a dropped
+  // connection or a stall and retrying as the policy says; checking the
+  // bytes is the sink's job.
+  Status fetch_blob(const Descriptor& blob, BlobSink& sink);
 
  private:
   RegistryClient(http::Client& client, Reference ref, std::string base_url, bool plain_http,
                  const RegistryOptions& options);
-  Result<http::Response> send(http::Request request, const http::BodySink* sink);
+  Result<http::Response> send(http::Request request, const http::BodySink* sink,
+                              const http::HeadHandler* on_head = nullptr);
+  // send() for a request whose body is buffered, tried again as the policy says.
+  Result<http::Response> fetch_with_retries(const http::Request& request, std::string_view what);
   Error response_error(const http::Response& response, std::string_view what) const;
 
   http::Client& client_;
@@ -69,6 +98,7 @@ class RegistryClient {
   std::string base_url_;  // "https://host:port"
   std::string scope_;     // "repository:<path>:pull"
   Authenticator auth_;
+  RetryPolicy retry_;
 };
 
 }  // namespace imgpull

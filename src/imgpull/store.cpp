@@ -148,6 +148,13 @@ Status BlobWriter::write(const void* data, size_t size) {
   return write_all(fd_, data, size, ingest_path_);
 }
 
+Status BlobWriter::restart() {
+  if (done_) return Error(ErrorCode::kInternal, "restart of a finished blob writer");
+  if (::lseek(fd_, 0, SEEK_SET) != 0) return io_error("cannot rewind", ingest_path_);
+  hasher_ = Hasher(expected_.algorithm());
+  return {};
+}
+
 Result<int> BlobWriter::open_reader() const {
   int fd = ::open(ingest_path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return io_error("cannot open for reading", ingest_path_);

@@ -63,6 +63,10 @@ class BlobWriter {
   BlobWriter& operator=(const BlobWriter&) = delete;
 
   Status write(const void* data, size_t size);
+  // Starts the blob over from its first byte (a server that ignored a Range
+  // request sends everything again). Bytes are overwritten in place, so a
+  // reader following the file never sees it shrink.
+  Status restart();
   Status commit();
   uint64_t bytes_written() const { return hasher_.bytes_hashed(); }
   // A read-only descriptor of the blob being written, for a reader that
