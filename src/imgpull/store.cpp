@@ -78,19 +78,26 @@ Result<std::string> read_file(const fs::path& path, size_t max_bytes) {
   return out;
 }
 
+// Opens (creating) `path` and takes an exclusive flock on it, waiting as
+// long as another process holds it. Returns the descriptor that holds it.
+Result<int> open_locked(const fs::path& path, int flags) {
+  int fd = ::open(path.c_str(), O_CREAT | flags | O_CLOEXEC, 0644);
+  if (fd < 0) return io_error("cannot open", path);
+  while (::flock(fd, LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      int err = errno;
+      ::close(fd);
+      return io_error("cannot lock", path, err);
+    }
+  }
+  return fd;
+}
+
 // Holds an exclusive flock on a file for its lifetime.
 class FileLock {
  public:
   static Result<FileLock> acquire(const fs::path& path) {
-    int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-    if (fd < 0) return io_error("cannot open lock", path);
-    while (::flock(fd, LOCK_EX) != 0) {
-      if (errno != EINTR) {
-        int err = errno;
-        ::close(fd);
-        return io_error("cannot lock", path, err);
-      }
-    }
+    IMGPULL_ASSIGN_OR_RETURN(int fd, open_locked(path, O_RDWR));
     return FileLock(fd);
   }
   FileLock(FileLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
@@ -250,15 +257,7 @@ Result<std::unique_ptr<BlobWriter>> Store::begin_ingest(const Digest& digest, in
   // Two processes may want the same blob: the first to lock its ingest file
   // downloads it, the other waits and then finds it committed.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    int fd = ::open(ingest.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd < 0) return io_error("cannot create ingest file", ingest);
-    while (::flock(fd, LOCK_EX) != 0) {
-      if (errno != EINTR) {
-        int err = errno;
-        ::close(fd);
-        return io_error("cannot lock ingest file", ingest, err);
-      }
-    }
+    IMGPULL_ASSIGN_OR_RETURN(int fd, open_locked(ingest, O_WRONLY));
     if (has_blob(digest)) {
       ::close(fd);
       return std::unique_ptr<BlobWriter>();
