@@ -1,0 +1,126 @@
+"""Surviving the network: imgpull behind the fault-injecting proxy, in front of a real registry."""
+import hashlib
+
+import pytest
+
+import imgpull_cli as cli
+from faults.proxy import Fault, FaultProxy
+from registry import fixtures
+from registry.harness import Registry
+
+LAYER_BYTES = 8 * 1024 * 1024
+# Quick retries, so failing tests fail fast; back-off itself is the same code.
+FAST = {"--retries": "3", "--retry-max-wait": "0.2"}
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    """A plain registry with an image whose one layer is 8 MiB of random data."""
+    with Registry("plain", str(tmp_path_factory.mktemp("faults-registry"))) as reg:
+        big = fixtures.big_blob(reg, "resume", LAYER_BYTES)
+        yield reg, big
+
+
+@pytest.fixture
+def proxy(image):
+    reg, _ = image
+    with FaultProxy(reg.url) as p:
+        yield p
+
+
+def pull(proxy, big, root, pull_args=(), **global_options):
+    """imgpull [FAST global options, overridden by global_options] pull [pull_args] REF"""
+    options = dict(FAST)
+    options.update({"--" + k.replace("_", "-"): v for k, v in global_options.items()})
+    args = [x for item in options.items() for x in item]
+    return cli.run([*args, "pull", *pull_args, f"{proxy.host}/{big.ref}"], root)
+
+
+def layer_gets(proxy, big):
+    return proxy.requests("GET", big.layer_digest)
+
+
+def test_dropped_connection_resumes_with_range(proxy, image, tmp_path):
+    _, big = image
+    proxy.add(Fault.drop_after(bytes=3_000_000), path=big.layer_digest, headers={"Range": None})
+    proc = pull(proxy, big, tmp_path / "store")
+    assert proc.returncode == 0, proc.stderr
+    gets = layer_gets(proxy, big)
+    assert len(gets) == 2, gets
+    assert gets[1].range == f"bytes={gets[0].bytes_sent}-", gets
+    assert gets[1].status == 206
+    total = proxy.bytes_sent(path=big.layer_digest)
+    assert total < 1.1 * big.layer_size, total
+    stored = tmp_path / "store" / "blobs" / "sha256" / big.layer_digest.split(":")[1]
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == big.layer_digest.split(":")[1]
+
+
+def test_truncated_body_resumes(proxy, image, tmp_path):
+    _, big = image
+    proxy.add(Fault.truncate(bytes=1_000_000), path=big.layer_digest, times=2)
+    proc = pull(proxy, big, tmp_path / "store")
+    assert proc.returncode == 0, proc.stderr
+    gets = layer_gets(proxy, big)
+    assert [g.range for g in gets] == [None, "bytes=1000000-", "bytes=2000000-"], gets
+
+
+def test_registry_ignoring_range_makes_the_blob_start_over(proxy, image, tmp_path):
+    _, big = image
+    proxy.add(Fault.drop_after(bytes=2_000_000), path=big.layer_digest, headers={"Range": None})
+    proxy.add(Fault.ignore_range(), path=big.layer_digest, headers={"Range": "."})
+    proc = pull(proxy, big, tmp_path / "store", pull_args=["--rootfs", str(tmp_path / "rootfs")])
+    assert proc.returncode == 0, proc.stderr
+    gets = layer_gets(proxy, big)
+    assert len(gets) == 2 and gets[1].status == 200, gets
+    # The rootfs applier followed the download through the restart.
+    data = (tmp_path / "rootfs" / big.file_name).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == big.file_sha256
+
+
+def test_stall_is_detected_and_the_transfer_resumes(proxy, image, tmp_path):
+    _, big = image
+    proxy.add(Fault.stall(after=1_000_000, seconds=30), path=big.layer_digest, headers={"Range": None})
+    proc = pull(proxy, big, tmp_path / "store", stall_timeout="1")
+    assert proc.returncode == 0, proc.stderr
+    gets = layer_gets(proxy, big)
+    assert len(gets) == 2 and gets[1].range and gets[1].range.startswith("bytes="), gets
+
+
+def test_retry_after_is_honoured_on_manifests(proxy, image, tmp_path):
+    _, big = image
+    proxy.add(Fault.status(503, retry_after=1), path=r"/manifests/", times=2)
+    proc = pull(proxy, big, tmp_path / "store", retry_max_wait="5")
+    assert proc.returncode == 0, proc.stderr
+    manifests = proxy.requests("GET", r"/manifests/")
+    assert [m.status for m in manifests] == [503, 503, 200], manifests
+
+
+def test_429_on_a_blob_is_retried(proxy, image, tmp_path):
+    _, big = image
+    proxy.add(Fault.status(429, retry_after=0), path=big.layer_digest, times=1)
+    proc = pull(proxy, big, tmp_path / "store")
+    assert proc.returncode == 0, proc.stderr
+    assert [g.status for g in layer_gets(proxy, big)] == [429, 200]
+
+
+def test_retries_run_out_with_a_message_saying_what_was_tried(proxy, image, tmp_path):
+    _, big = image
+    proxy.add(Fault.status(500), path=big.layer_digest, times=None)
+    proc = pull(proxy, big, tmp_path / "store")
+    assert proc.returncode != 0
+    message = proc.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert "gave up after 4 attempts" in message and big.layer_digest in message, message
+    assert message.count("HTTP 500") == 4, message
+    assert cli.ingest_leftovers(tmp_path / "store") == []
+    assert cli.index_names(tmp_path / "store") == []
+
+
+def test_flipped_byte_is_never_committed(proxy, image, tmp_path):
+    _, big = image
+    proxy.add(Fault.flip_byte(offset=12345), path=big.layer_digest, times=None)
+    proc = pull(proxy, big, tmp_path / "store")
+    assert proc.returncode != 0
+    assert "digest mismatch" in proc.stderr and big.layer_digest in proc.stderr, proc.stderr
+    assert big.layer_digest.split(":")[1] not in cli.blobs(tmp_path / "store")
+    assert cli.ingest_leftovers(tmp_path / "store") == []
