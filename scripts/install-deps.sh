@@ -16,7 +16,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # integration tests against a real registry (tests/registry/)
   docker-registry skopeo umoci python3 python3-jwt python3-cryptography
-  python3-pytest apache2-utils openssl
+  python3-pytest apache2-utils openssl curl
+  # the real Debian rootfs fixture (tests/registry/fixtures.py: debian)
+  mmdebstrap
 )
 
 missing=()

@@ -24,6 +24,16 @@ big_image       (module)   a registry.fixtures.BigImage pushed into registry_pla
                            to make and upload); str() of it is "big:latest".
 imgpull_bin     (session)  path from $IMGPULL_BIN; the test is skipped when it
                            is unset or not an executable file.
+debian_image    (module)   a registry.fixtures.DebianImage (a real Debian bookworm
+                           minbase rootfs, one layer) pushed into registry_plain
+                           as debian:minbase (gzip) and debian:minbase-zstd
+                           (zstd, same diff_id); .ref, .zstd_ref, .layout,
+                           .zstd_layout, .info, .pushed. Built with mmdebstrap on
+                           first use (~25 s, needs deb.debian.org), then cached
+                           under $IMGPULL_FIXTURE_CACHE/debian-v<N>/. Skipped when
+                           mmdebstrap is missing, except under CI=true, where
+                           that fails the test (a missing install step must not
+                           pass as a skip).
 
 Temporary registry directories are removed afterwards unless
 IMGPULL_KEEP_TMP=1. The time each flavour took to start and push is printed
@@ -125,6 +135,23 @@ def big_image(registry_plain):
     _SETUP_TIMES.append((f"big_image {size} B", time.monotonic() - t0))
     registry_plain.clear_requests()
     return big
+
+
+@pytest.fixture(scope="module")
+def debian_image(registry_plain):
+    reason = _fixtures.debian_unavailable()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"Debian fixture cannot be built: {reason}", pytrace=False)
+        pytest.skip(f"Debian fixture cannot be built: {reason}")
+    deb = _fixtures.debian()
+    _SETUP_TIMES.append((f"debian_image {'cache hit' if deb.cached else 'built (cold)'}",
+                         deb.get_seconds))
+    t0 = time.monotonic()
+    _fixtures.push_debian(registry_plain, deb)
+    _SETUP_TIMES.append(("debian_image push", time.monotonic() - t0))
+    registry_plain.clear_requests()
+    return deb
 
 
 @pytest.fixture(scope="session")

@@ -65,6 +65,24 @@ v2s2 -- not a layout: the ``single`` layout pushed with ``fmt="v2s2"`` (the
   registry then holds a Docker schema 2 manifest, layers
   application/vnd.docker.image.rootfs.diff.tar.gzip).
 
+debian -- a real distribution (debian(), pushed by conftest's ``debian_image``
+  fixture as debian:minbase and debian:minbase-zstd): ``mmdebstrap
+  --variant=minbase --include=iputils-ping,libcap2-bin bookworm`` written
+  straight to a tar (mmdebstrap's own: pax, numeric owners, device nodes
+  in ./dev, hard links, xattrs, SOURCE_DATE_EPOCH-clamped mtimes), that tar
+  added verbatim as the one layer with ``umoci raw add-layer`` (gzip), then
+  ``skopeo copy --dest-compress-format zstd`` into a second layout whose
+  layer is application/vnd.oci.image.layer.v1.tar+zstd (same diff_id, same
+  config). iputils-ping brings /usr/bin/ping with a security.capability
+  xattr (cap_net_raw+ep, set by its postinst through libcap2-bin's setcap);
+  a customize hook adds user.* xattrs to /etc/debian_version and /srv (so
+  arbitrary xattrs, binary values and one on a directory are covered).
+  Cached on its own key: ``$IMGPULL_FIXTURE_CACHE/debian-v<DEBIAN_FIXTURE_VERSION>/``
+  (image/layout, image/layout-zstd, image/info.json); no reference/ (umoci
+  0.4.7 cannot unpack zstd layers; unpack the gzip layout instead, it is
+  the same tar). Needs mmdebstrap and Debian's archive (deb.debian.org,
+  or $IMGPULL_DEBIAN_MIRROR); about 25 s to build cold on 2 cores.
+
 big_blob(registry, repo, size) -- an image uploaded straight through the
   registry API whose one layer is an *uncompressed* tar
   (application/vnd.oci.image.layer.v1.tar) holding one file /random.bin of
@@ -81,6 +99,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
 import time
@@ -505,6 +524,222 @@ def big_blob(registry: Registry, repo: str, size: int, tag: str = "latest",
         raise HarnessError(f"manifest PUT: {r.status} {r.body[:300]!r}")
     return BigImage(repo, tag, "sha256:" + hashlib.sha256(man_bytes).hexdigest(),
                     config_digest, layer_digest, tar_size, "random.bin", size, file_hex)
+
+
+# ---------------------------------------------------------------------------
+# debian: a real Debian minbase root filesystem (see the module doc)
+
+DEBIAN_FIXTURE_VERSION = "1"
+MMDEBSTRAP = os.environ.get("IMGPULL_MMDEBSTRAP", "/usr/bin/mmdebstrap")
+SKOPEO_BIN = os.environ.get("IMGPULL_SKOPEO", "/usr/bin/skopeo")
+DEBIAN_MIRROR = os.environ.get("IMGPULL_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+DEBIAN_SUITE = "bookworm"
+DEBIAN_VARIANT = "minbase"
+DEBIAN_INCLUDE = ("iputils-ping", "libcap2-bin")
+DEBIAN_EPOCH = 1700000000  # SOURCE_DATE_EPOCH: every mtime in the tar is clamped to it
+DEBIAN_TAG = "minbase"
+DEBIAN_ZSTD_TAG = "minbase-zstd"
+DEBIAN_XATTRS = {  # added by a customize hook; path in the rootfs -> (name, value)
+    "etc/debian_version": ("user.imgpull.fixture", b"debian-minbase"),
+    "srv": ("user.imgpull.bytes", bytes(range(0, 256, 17))),
+}
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+_OCI_ARCH = {"amd64": "amd64", "arm64": "arm64", "i386": "386", "ppc64el": "ppc64le",
+             "s390x": "s390x", "riscv64": "riscv64", "armhf": "arm"}
+
+
+@dataclasses.dataclass
+class DebianImage:
+    """The cached Debian minbase image: two OCI layouts (gzip and zstd) of
+    the same one-layer image. After conftest's ``debian_image`` fixture
+    pushed it, ``pushed`` is {"debian:minbase": digest, "debian:minbase-zstd": digest}."""
+    layout: str           # gzip layer (umoci's), tag DEBIAN_TAG
+    tag: str
+    zstd_layout: str      # zstd layer (skopeo's), tag DEBIAN_ZSTD_TAG
+    zstd_tag: str
+    info: dict            # info.json: sizes, digests, entry counts, build times
+    cached: bool = True   # False when debian() built it just now
+    get_seconds: float = 0.0
+    repo: str = "debian"
+    pushed: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repo}:{self.tag}"
+
+    @property
+    def zstd_ref(self) -> str:
+        return f"{self.repo}:{self.zstd_tag}"
+
+
+def debian_cache_dir(cache: str | None = None) -> str:
+    base = cache or os.environ.get("IMGPULL_FIXTURE_CACHE", "/tmp/imgpull-fixtures")
+    return os.path.join(base, f"debian-v{DEBIAN_FIXTURE_VERSION}")
+
+
+def debian_unavailable() -> str | None:
+    """Why the Debian fixture cannot be built here (None when it can, or is cached)."""
+    if os.path.exists(os.path.join(debian_cache_dir(), "image", "info.json")):
+        return None
+    if not os.access(MMDEBSTRAP, os.X_OK):
+        return f"{MMDEBSTRAP} is not installed (apt-get install mmdebstrap)"
+    return None
+
+
+def _dpkg_arch() -> str:
+    return subprocess.run(["dpkg", "--print-architecture"], stdout=subprocess.PIPE,
+                          text=True, check=True).stdout.strip()
+
+
+def _scan_rootfs_tar(path) -> dict:
+    """Counts of what the mmdebstrap tar holds, and a check that the
+    attributes the fixture exists for made it into the tar."""
+    counts = {"entries": 0, "files": 0, "dirs": 0, "symlinks": 0, "hardlinks": 0,
+              "char_devices": 0, "block_devices": 0, "fifos": 0,
+              "setuid_setgid_sticky": 0, "non_root_owned": 0, "xattrs": {}}
+    packages = 0
+    with tarfile.open(path) as t:
+        for m in t:
+            counts["entries"] += 1
+            key = ("files" if m.isreg() else "dirs" if m.isdir() else "symlinks" if m.issym()
+                   else "hardlinks" if m.islnk() else "char_devices" if m.ischr()
+                   else "block_devices" if m.isblk() else "fifos" if m.isfifo() else None)
+            if key:
+                counts[key] += 1
+            if m.mode & 0o7000:
+                counts["setuid_setgid_sticky"] += 1
+            if m.uid or m.gid:
+                counts["non_root_owned"] += 1
+            for k in m.pax_headers:
+                if k.startswith("SCHILY.xattr."):
+                    counts["xattrs"].setdefault(m.name.removeprefix("./").rstrip("/") or "/", []).append(
+                        k[len("SCHILY.xattr."):])
+            if m.name in ("./var/lib/dpkg/status", "var/lib/dpkg/status"):
+                packages = t.extractfile(m).read().count(b"\nPackage: ") + 1
+    counts["packages"] = packages
+    want = {"usr/bin/ping": "security.capability",
+            **{p: name for p, (name, _) in DEBIAN_XATTRS.items()}}
+    for p, name in want.items():
+        if name not in counts["xattrs"].get(p, []):
+            raise HarnessError(f"mmdebstrap tar {path}: /{p} has no {name} xattr "
+                               f"(xattrs seen: {counts['xattrs']})")
+    if not counts["hardlinks"] or not counts["char_devices"]:
+        raise HarnessError(f"mmdebstrap tar {path} has no hard links or no devices: {counts}")
+    return counts
+
+
+def _layer_desc(layout, tag) -> dict:
+    man = _read_json(layout, _index_entry(layout, tag)["digest"])
+    (layer,) = man["layers"]
+    return layer
+
+
+def _build_debian(final):
+    parent = os.path.dirname(final)
+    work = tempfile.mkdtemp(prefix=".build-debian-", dir=parent)
+    times = {}
+    try:
+        out = os.path.join(work, "out")
+        os.makedirs(out)
+        tar = os.path.join(work, "rootfs.tar")
+        hook = "/usr/bin/python3 -c " + _shell_quote(
+            "import os, sys; r = sys.argv[1]; "
+            + "; ".join(f"os.setxattr(os.path.join(r, {p!r}), {n!r}, {v!r})"
+                        for p, (n, v) in DEBIAN_XATTRS.items())) + ' "$1"'
+        cmd = [MMDEBSTRAP, f"--variant={DEBIAN_VARIANT}", "--include=" + ",".join(DEBIAN_INCLUDE),
+               "--format=tar", f"--customize-hook={hook}", DEBIAN_SUITE, tar,
+               f"deb {DEBIAN_MIRROR} {DEBIAN_SUITE} main"]
+        t = time.monotonic()
+        _run(cmd, stdin=subprocess.DEVNULL,
+             env={**os.environ, "SOURCE_DATE_EPOCH": str(DEBIAN_EPOCH)})
+        times["mmdebstrap_seconds"] = round(time.monotonic() - t, 2)
+
+        t = time.monotonic()
+        counts = _scan_rootfs_tar(tar)
+        with open(tar, "rb") as f:
+            diff_id = "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
+        tar_size = os.path.getsize(tar)
+        times["scan_seconds"] = round(time.monotonic() - t, 2)
+
+        t = time.monotonic()
+        layout = os.path.join(out, "layout")
+        arch = _OCI_ARCH.get(_dpkg_arch(), _dpkg_arch())
+        _umoci("init", "--layout", layout)
+        _umoci("new", "--image", f"{layout}:{DEBIAN_TAG}")
+        created_by = (f"SOURCE_DATE_EPOCH={DEBIAN_EPOCH} mmdebstrap --variant={DEBIAN_VARIANT} "
+                      f"--include={','.join(DEBIAN_INCLUDE)} --customize-hook=<user xattrs> "
+                      f"{DEBIAN_SUITE} rootfs.tar")
+        _umoci("raw", "add-layer", "--history.created_by", created_by,
+               "--image", f"{layout}:{DEBIAN_TAG}", tar)
+        _umoci("config", "--image", f"{layout}:{DEBIAN_TAG}", "--os", "linux",
+               "--architecture", arch, "--author", "imgpull tests",
+               "--config.cmd", "bash",
+               "--config.env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        _umoci("gc", "--layout", layout)
+        times["umoci_seconds"] = round(time.monotonic() - t, 2)
+        os.unlink(tar)
+
+        t = time.monotonic()
+        zstd_layout = os.path.join(out, "layout-zstd")
+        _run([SKOPEO_BIN, "--insecure-policy", "copy", "--quiet", "--dest-compress-format", "zstd",
+              f"oci:{layout}:{DEBIAN_TAG}", f"oci:{zstd_layout}:{DEBIAN_ZSTD_TAG}"])
+        times["skopeo_zstd_seconds"] = round(time.monotonic() - t, 2)
+
+        gz, zs = _layer_desc(layout, DEBIAN_TAG), _layer_desc(zstd_layout, DEBIAN_ZSTD_TAG)
+        gz_info, zs_info = _image_info(layout, DEBIAN_TAG), _image_info(zstd_layout, DEBIAN_ZSTD_TAG)
+        if zs["mediaType"] != OCI_LAYER_ZSTD:
+            raise HarnessError(f"skopeo wrote a {zs['mediaType']} layer, not zstd")
+        if gz_info["diff_ids"] != [diff_id] or zs_info["diff_ids"] != [diff_id]:
+            raise HarnessError(f"diff_ids {gz_info['diff_ids']} / {zs_info['diff_ids']} "
+                               f"are not the mmdebstrap tar's {diff_id}")
+        info = {
+            "name": "debian", "tag": DEBIAN_TAG, "zstd_tag": DEBIAN_ZSTD_TAG,
+            "suite": DEBIAN_SUITE, "variant": DEBIAN_VARIANT, "include": list(DEBIAN_INCLUDE),
+            "mirror": DEBIAN_MIRROR, "source_date_epoch": DEBIAN_EPOCH,
+            "mmdebstrap": _run([MMDEBSTRAP, "--version"], text=True).stdout.strip(),
+            "architecture": arch, "diff_id": diff_id, "tar_size": tar_size,
+            "gzip": {**gz_info, "layer_size": gz["size"]},
+            "zstd": {**zs_info, "layer_size": zs["size"]},
+            **counts, **times,
+        }
+        info["build_seconds"] = round(sum(times.values()), 2)
+        with open(os.path.join(out, "info.json"), "w") as f:
+            json.dump(info, f, indent=2)
+        os.rename(out, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _shell_quote(s: str) -> str:
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def debian(cache: str | None = None) -> DebianImage:
+    """The Debian minbase fixture, built on first use (about 25 s, needs
+    mmdebstrap and the Debian archive), then read from the cache."""
+    t = time.monotonic()
+    root = debian_cache_dir(cache)
+    final = os.path.join(root, "image")
+    built = False
+    if not os.path.exists(os.path.join(final, "info.json")):
+        with _locked(root):
+            if not os.path.exists(os.path.join(final, "info.json")):
+                _build_debian(final)
+                built = True
+    with open(os.path.join(final, "info.json")) as f:
+        info = json.load(f)
+    return DebianImage(os.path.join(final, "layout"), DEBIAN_TAG,
+                       os.path.join(final, "layout-zstd"), DEBIAN_ZSTD_TAG, info,
+                       cached=not built, get_seconds=time.monotonic() - t)
+
+
+def push_debian(registry: Registry, image: DebianImage) -> dict:
+    """Push both variants (repo ``debian``); returns and records {repo:tag: digest}."""
+    image.pushed = {
+        image.ref: push(registry, image.layout, image.tag, image.ref),
+        image.zstd_ref: push(registry, image.zstd_layout, image.zstd_tag, image.zstd_ref),
+    }
+    return image.pushed
 
 
 if __name__ == "__main__":
