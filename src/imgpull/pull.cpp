@@ -53,6 +53,21 @@ bool is_config_type(std::string_view t) {
   return t == media_type::kDockerConfig || t == media_type::kOciConfig;
 }
 
+bool is_foreign_layer(std::string_view t) {
+  return t.find(".nondistributable.") != std::string_view::npos ||
+         t.find(".foreign.") != std::string_view::npos;
+}
+
+Status check_foreign_layer(const Descriptor& layer, bool allowed) {
+  if (allowed && !layer.urls.empty()) return {};
+  std::string urls;
+  for (const auto& u : layer.urls) urls += (urls.empty() ? "" : ", ") + u;
+  return Error(ErrorCode::kUnsupported,
+               fmt::format("layer {} is non-distributable ({}); its content is at {}; pass "
+                           "--fetch-foreign-layers to download it from there (without registry credentials)",
+                           layer.digest.str(), layer.media_type, urls.empty() ? "no URL" : urls));
+}
+
 bool is_layer_type(std::string_view t) {
   return t.starts_with("application/vnd.oci.image.layer.") ||
          t.starts_with("application/vnd.docker.image.rootfs.");
@@ -275,7 +290,8 @@ class LayerDownloader {
         follower->opened(fd);
       }
       IngestSink sink(*this, layer, *writer, follower);
-      IMGPULL_TRY(registry_.fetch_blob(layer, sink));
+      IMGPULL_TRY(is_foreign_layer(layer.media_type) ? registry_.fetch_foreign_blob(layer, sink)
+                                                     : registry_.fetch_blob(layer, sink));
       events_.layer(PullEvent::Kind::kLayerVerifying, layer, writer->bytes_written());
       IMGPULL_TRY(writer->commit());
       events_.layer(PullEvent::Kind::kLayerDownloaded, layer, static_cast<uint64_t>(layer.size));
@@ -365,6 +381,7 @@ Result<PullResult> pull(http::Client& client, Store& store, const Reference& ref
     if (store.has_blob(layer.digest)) {
       events.layer(PullEvent::Kind::kLayerExists, layer);
     } else if (seen.insert(layer.digest).second) {
+      if (is_foreign_layer(layer.media_type)) IMGPULL_TRY(check_foreign_layer(layer, options.fetch_foreign_layers));
       missing.push_back(layer);
       events.layer(PullEvent::Kind::kLayerWaiting, layer);
     }

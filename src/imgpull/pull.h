@@ -57,6 +57,10 @@ struct PullOptions {
   // filesystem is made while the layers download: each layer is applied as
   // its bytes arrive, in order, and checked against the config's diffID.
   int rootfs_fd = -1;
+  // Non-distributable ("foreign") layers are fetched from the URLs in their
+  // descriptors only when this is set (never with registry credentials);
+  // otherwise such a layer not already in the store fails the pull.
+  bool fetch_foreign_layers = false;
   unpack::ApplyOptions apply;
   // Called from the download threads, one call at a time.
   std::function<void(const PullEvent&)> on_event;

@@ -264,6 +264,27 @@ Result<http::Response> RegistryClient::fetch_with_retries(const http::Request& r
 }
 
 Status RegistryClient::fetch_blob(const Descriptor& blob, BlobSink& sink) {
+  return fetch_blob_from(fmt::format("{}/v2/{}/blobs/{}", base_url_, ref_.path, blob.digest.str()),
+                         /*authenticated=*/true, blob, sink);
+}
+
+Status RegistryClient::fetch_foreign_blob(const Descriptor& blob, BlobSink& sink) {
+  std::string tried;
+  for (const auto& url : blob.urls) {
+    if (!url.starts_with("https://") && !url.starts_with("http://")) continue;
+    Status fetched = fetch_blob_from(url, /*authenticated=*/false, blob, sink);
+    if (fetched.ok()) return fetched;
+    if (fetched.error().code() == ErrorCode::kCorrupt || sink.cancelled()) return fetched;
+    tried += (tried.empty() ? "" : "; ") + fetched.error().message();
+    IMGPULL_TRY(sink.restart());  // the next URL starts from the first byte
+  }
+  return Error(ErrorCode::kUnavailable,
+               fmt::format("non-distributable blob {}: no usable URL ({})", blob.digest.str(),
+                           tried.empty() ? "none is http(s)" : tried));
+}
+
+Status RegistryClient::fetch_blob_from(const std::string& url, bool authenticated, const Descriptor& blob,
+                                       BlobSink& sink) {
   const std::string what = "blob " + blob.digest.str();
   Retrier retrier(retry_, [&] { return sink.cancelled(); });
   while (true) {
@@ -272,7 +293,7 @@ Status RegistryClient::fetch_blob(const Descriptor& blob, BlobSink& sink) {
     // only get a 416 (which distribution answers with a broken body).
     if (offset > 0 && blob.size >= 0 && offset >= static_cast<uint64_t>(blob.size)) return {};
     http::Request request;
-    request.url = fmt::format("{}/v2/{}/blobs/{}", base_url_, ref_.path, blob.digest.str());
+    request.url = url;
     if (offset > 0) request.headers.emplace_back("Range", fmt::format("bytes={}-", offset));
     bool sink_failed = false;  // the sink's own errors are final, never retried
     http::HeadHandler on_head = [&](const http::Response& head) -> Status {
@@ -296,7 +317,7 @@ Status RegistryClient::fetch_blob(const Descriptor& blob, BlobSink& sink) {
       sink_failed = !written.ok();
       return written;
     };
-    auto response = send(request, &body, &on_head);
+    auto response = authenticated ? send(request, &body, &on_head) : client_.stream(request, body, on_head);
     std::optional<std::chrono::milliseconds> retry_after;
     Error failure(ErrorCode::kUnavailable, "");
     if (!response.ok()) {

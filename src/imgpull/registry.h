@@ -83,6 +83,9 @@ class RegistryClient {
   // connection or a stall and retrying as the policy says; checking the
   // bytes is the sink's job.
   Status fetch_blob(const Descriptor& blob, BlobSink& sink);
+  // The same for a non-distributable layer, from the URLs its descriptor
+  // lists (tried in order), never with the registry's credentials.
+  Status fetch_foreign_blob(const Descriptor& blob, BlobSink& sink);
 
  private:
   RegistryClient(http::Client& client, Reference ref, std::string base_url, bool plain_http,
@@ -91,6 +94,7 @@ class RegistryClient {
                               const http::HeadHandler* on_head = nullptr);
   // send() for a request whose body is buffered, tried again as the policy says.
   Result<http::Response> fetch_with_retries(const http::Request& request, std::string_view what);
+  Status fetch_blob_from(const std::string& url, bool authenticated, const Descriptor& blob, BlobSink& sink);
   Error response_error(const http::Response& response, std::string_view what) const;
 
   http::Client& client_;
