@@ -14,6 +14,8 @@
 #include <fmt/format.h>
 
 #include "imgpull/credentials.h"
+#include "imgpull/export.h"
+#include "imgpull/images.h"
 #include "imgpull/pull.h"
 #include "imgpull/reference.h"
 #include "imgpull/rootfs.h"
@@ -88,6 +90,8 @@ struct PullFlags {
   std::string reference;
   std::string rootfs;
   bool force = false;
+  bool fetch_foreign_layers = false;
+  uint64_t max_layer_bytes = unpack::kDefaultMaxUncompressedLayerBytes;
   std::string platform;
   int max_concurrent_downloads = 3;
   bool quiet = false;
@@ -152,7 +156,9 @@ int run_pull(const GlobalOptions& g, const PullFlags& flags) {
     rootfs = std::move(dir).value();
     options.rootfs_fd = rootfs.get();
     options.apply.warn = [](std::string_view w) { std::cerr << "Warning: " << w << "\n"; };
+    options.apply.max_uncompressed_bytes = flags.max_layer_bytes;
   }
+  options.fetch_foreign_layers = flags.fetch_foreign_layers;
   auto store = open_store(g);
   if (!store) return fail(store.error());
   http::Client client(client_options(g));
@@ -270,13 +276,22 @@ int run_unpack(const GlobalOptions& g, const std::string& reference, const std::
   return 0;
 }
 
-int run_images(const GlobalOptions& g, bool digests, bool quiet) {
+// docker's {{json .}} for one `images` row.
+std::string image_row_json(const ImageRow& r);
+
+int run_images(const GlobalOptions& g, bool digests, bool quiet, const std::string& pattern = "",
+               const std::string& format = "") {
+  bool json = format == "json" || format == "{{json .}}";
+  if (!format.empty() && format != "table" && !json) {
+    return fail(Error(ErrorCode::kInvalidArgument, "--format must be table or json, not " + format));
+  }
   auto store = open_store(g);
   if (!store) return fail(store.error());
   auto records = store->list_images();
   if (!records) return fail(records.error());
   std::vector<ImageRow> rows;
   for (const auto& record : *records) {
+    if (!pattern.empty() && !matches_image_pattern(pattern, record.name)) continue;
     auto row = describe_image(*store, record);
     if (!row) return fail(std::move(row).error().wrap(record.name));
     rows.push_back(std::move(row).value());
@@ -285,6 +300,10 @@ int run_images(const GlobalOptions& g, bool digests, bool quiet) {
                    [](const ImageRow& a, const ImageRow& b) { return a.created_raw > b.created_raw; });
   if (quiet) {
     for (const auto& r : rows) std::cout << r.id << "\n";
+    return 0;
+  }
+  if (json) {
+    for (const auto& r : rows) std::cout << image_row_json(r) << "\n";
     return 0;
   }
   std::vector<std::vector<std::string>> table;
@@ -304,6 +323,248 @@ int run_images(const GlobalOptions& g, bool digests, bool quiet) {
   return 0;
 }
 
+
+// ---- local image commands: inspect, history, tag, rmi, prune, verify, save ----
+
+// Go's time.Time.String() in UTC, as docker's CreatedAt shows it.
+std::string docker_time(const std::string& rfc3339) {
+  std::tm tm{};
+  if (rfc3339.empty() || strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr) return "";
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S +0000 UTC", &tm);
+  return buf;
+}
+
+std::string image_row_json(const ImageRow& r) {
+  nlohmann::json row = {{"Containers", "N/A"},  {"CreatedAt", docker_time(r.created_raw)},
+                        {"CreatedSince", r.created}, {"Digest", r.digest},
+                        {"ID", r.id},              {"Repository", r.repository},
+                        {"SharedSize", "N/A"},     {"Size", r.size},
+                        {"Tag", r.tag},            {"UniqueSize", "N/A"},
+                        {"VirtualSize", r.size}};
+  return row.dump();
+}
+
+int run_inspect(const GlobalOptions& g, const std::vector<std::string>& refs) {
+  auto store = open_store(g);
+  if (!store) return fail(store.error());
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  std::vector<Error> errors;
+  for (const auto& ref : refs) {
+    auto found = find_local_image(*store, ref);
+    auto doc = found ? inspect_image(*store, found->image) : Result<nlohmann::ordered_json>(found.error());
+    if (doc) out.push_back(std::move(doc).value());
+    else errors.push_back(std::move(doc).error());
+  }
+  // As docker: what was found, then an error line for each name that was not.
+  std::cout << out.dump(4) << "\n";
+  for (const auto& e : errors) fail(e);
+  return errors.empty() ? 0 : 1;
+}
+
+// docker's Ellipsis: at most `max` characters (code points), the last one "…".
+std::string ellipsis(const std::string& s, size_t max) {
+  auto starts_char = [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; };
+  if (static_cast<size_t>(std::count_if(s.begin(), s.end(), starts_char)) <= max) return s;
+  size_t kept = 0, end = 0;
+  for (; end < s.size(); ++end) {
+    if (starts_char(s[end]) && kept++ == max - 1) break;
+  }
+  return s.substr(0, end) + "…";
+}
+
+struct HistoryFlags {
+  std::string reference;
+  bool no_trunc = false;
+  bool quiet = false;
+};
+
+int run_history(const GlobalOptions& g, const HistoryFlags& flags) {
+  auto store = open_store(g);
+  if (!store) return fail(store.error());
+  auto found = find_local_image(*store, flags.reference);
+  if (!found) return fail(found.error());
+  std::vector<std::vector<std::string>> table{{"IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"}};
+  for (const auto& row : image_history(found->image)) {
+    std::string id = !row.id ? "<missing>" : flags.no_trunc ? row.id->str() : row.id->short_hex();
+    if (flags.quiet) {
+      std::cout << id << "\n";
+      continue;
+    }
+    std::string created_by = row.created_by;
+    std::replace(created_by.begin(), created_by.end(), '\t', ' ');
+    std::replace(created_by.begin(), created_by.end(), '\n', ' ');
+    if (!flags.no_trunc) created_by = ellipsis(created_by, 45);
+    table.push_back({id, human_age(row.created), created_by, human_size(static_cast<double>(row.size)),
+                     row.comment});
+  }
+  if (!flags.quiet) print_table(table);
+  return 0;
+}
+
+int run_tag(const GlobalOptions& g, const std::string& source, const std::string& target) {
+  auto store = open_store(g);
+  if (!store) return fail(store.error());
+  auto found = find_local_image(*store, source);
+  if (!found) return fail(found.error());
+  auto tagged = tag_image(*store, found->image, target);
+  if (!tagged) return fail(tagged.error());
+  return 0;
+}
+
+int run_rmi(const GlobalOptions& g, const std::vector<std::string>& refs) {
+  auto store = open_store(g);
+  if (!store) return fail(store.error());
+  int status = 0;
+  for (const auto& ref : refs) {  // as docker: one failure does not stop the others
+    auto removed = remove_local_image(*store, ref);
+    if (!removed) {
+      status = fail(removed.error());
+      continue;
+    }
+    for (const auto& name : removed->untagged) std::cout << "Untagged: " << name << "\n";
+    if (removed->deleted) std::cout << "Deleted: " << removed->deleted->str() << "\n";
+  }
+  return status;
+}
+
+int run_prune(const GlobalOptions& g, bool verbose) {
+  auto store = open_store(g);
+  if (!store) return fail(store.error());
+  PruneOptions options;
+  options.on_wait = [&] {
+    std::cerr << "Waiting for the other imgpull processes using " << store->root().string()
+              << " to finish (a pull in progress?)\n";
+  };
+  if (verbose) {
+    options.on_deleted = [](const PrunedItem& item) {
+      std::cout << "deleted: " << item.what << " (" << human_size(static_cast<double>(item.bytes)) << ")\n";
+    };
+  }
+  auto report = prune_store(*store, options);
+  if (!report) return fail(report.error());
+  std::cout << "Total reclaimed space: " << human_size(static_cast<double>(report->bytes_reclaimed)) << "\n";
+  return 0;
+}
+
+int run_verify(const GlobalOptions& g) {
+  auto store = open_store(g);
+  if (!store) return fail(store.error());
+  auto report = verify_store(*store, [](const VerifyProblem& p) { std::cout << p.message << "\n"; });
+  if (!report) return fail(report.error());
+  std::string checked = fmt::format("{} blobs ({}) and {} images", report->blobs_checked,
+                                    human_size(static_cast<double>(report->bytes_checked)), report->images_checked);
+  if (report->ok()) {
+    std::cout << "Verified " << checked << ": no problems\n";
+    return 0;
+  }
+  std::cout << "Verified " << checked << ": " << report->problems.size() << " problem"
+            << (report->problems.size() == 1 ? "" : "s") << "\n";
+  return 1;
+}
+
+struct SaveFlags {
+  std::vector<std::string> references;
+  std::string output;
+  std::string format = "docker-archive";
+};
+
+int run_save(const GlobalOptions& g, const SaveFlags& flags) {
+  bool oci = flags.format == "oci" || flags.format == "oci-archive" || flags.format == "oci-dir";
+  if (!oci && flags.format != "docker-archive" && flags.format != "docker") {
+    return fail(Error(ErrorCode::kInvalidArgument,
+                      "--format must be docker-archive, oci, oci-archive or oci-dir, not " + flags.format));
+  }
+  // --format oci writes a directory unless the output is named *.tar.
+  bool oci_dir = flags.format == "oci-dir" || (flags.format == "oci" && !flags.output.empty() &&
+                                               !flags.output.ends_with(".tar"));
+  if (flags.output.empty() && oci_dir) {
+    return fail(Error(ErrorCode::kInvalidArgument, "--format oci-dir needs -o DIR"));
+  }
+  if (flags.output.empty() && ::isatty(STDOUT_FILENO)) {
+    return fail(Error(ErrorCode::kInvalidArgument,
+                      "Cowardly refusing to save to a terminal. Use the -o flag or redirect"));
+  }
+  auto store = open_store(g);
+  if (!store) return fail(store.error());
+  std::vector<FoundImage> found;
+  for (const auto& ref : flags.references) {
+    auto image = find_local_image(*store, ref);
+    if (!image) return fail(image.error());
+    found.push_back(std::move(image).value());
+  }
+  auto images = group_for_export(found);
+  ArchiveFormat format = oci ? ArchiveFormat::kOci : ArchiveFormat::kDocker;
+  Status saved = oci_dir               ? save_oci_layout(*store, images, flags.output)
+                 : flags.output.empty() ? write_archive(*store, images, format, STDOUT_FILENO)
+                                        : save_archive(*store, images, format, flags.output);
+  if (!saved.ok()) return fail(saved.error());
+  return 0;
+}
+
+// The local image commands, registered on `app`; returns the function that
+// runs the one parsed, or nullptr when none of them was.
+struct LocalCommands {
+  std::vector<std::string> inspect_refs;
+  HistoryFlags history;
+  std::string tag_source, tag_target;
+  std::vector<std::string> rmi_refs;
+  bool prune_verbose = false;
+  SaveFlags save;
+  CLI::App *inspect = nullptr, *history_cmd = nullptr, *tag = nullptr, *rmi = nullptr, *prune = nullptr,
+           *verify = nullptr, *save_cmd = nullptr;
+
+  void add_to(CLI::App& app) {
+    inspect = app.add_subcommand("inspect", "Show details of local images as JSON, like docker image inspect");
+    inspect->add_option("reference", inspect_refs, "NAME[:TAG|@DIGEST] or image ID")->required();
+    inspect->footer("Example:\n  imgpull inspect debian:12 | jq '.[0].RootFS.Layers'");
+
+    history_cmd = app.add_subcommand("history", "Show the history of a local image");
+    history_cmd->add_option("reference", history.reference, "NAME[:TAG|@DIGEST] or image ID")->required();
+    history_cmd->add_flag("--no-trunc", history.no_trunc, "Don't truncate output");
+    history_cmd->add_flag("-q,--quiet", history.quiet, "Only show image IDs");
+    history_cmd->footer("Example:\n  imgpull history --no-trunc debian:12");
+
+    tag = app.add_subcommand("tag", "Give a local image another name");
+    tag->add_option("source", tag_source, "SOURCE_IMAGE[:TAG] or image ID")->required();
+    tag->add_option("target", tag_target, "TARGET_IMAGE[:TAG]")->required();
+    tag->footer("Example:\n  imgpull tag debian:12 localhost:5000/base/debian:stable");
+
+    rmi = app.add_subcommand("rmi", "Remove names of local images (blobs stay until prune)");
+    rmi->add_option("reference", rmi_refs, "NAME[:TAG|@DIGEST] or image ID")->required();
+    rmi->footer("Example:\n  imgpull rmi debian:12 && imgpull prune");
+
+    prune = app.add_subcommand("prune", "Delete blobs no image in the store uses, and stale partial downloads");
+    prune->alias("gc");
+    prune->add_flag("-v,--verbose", prune_verbose, "Print each deleted blob");
+    prune->footer("Waits for other imgpull processes using the store (a running pull) to finish.\n"
+                  "Example:\n  imgpull rmi debian:12 && imgpull prune -v");
+
+    verify = app.add_subcommand("verify", "Re-hash every blob and check every image has its blobs");
+    verify->footer("Exits 1 when a blob is corrupt or missing.\nExample:\n  imgpull verify");
+
+    save_cmd = app.add_subcommand("save", "Save images to a tar archive (docker-archive) or an OCI layout");
+    save_cmd->add_option("reference", save.references, "NAME[:TAG|@DIGEST] or image ID")->required();
+    save_cmd->add_option("-o,--output", save.output, "Write to FILE (or DIR for an OCI layout) instead of stdout");
+    save_cmd->add_option("--format", save.format,
+                         "docker-archive (default: docker load, podman load, skopeo), oci (a directory, or a "
+                         "tar when -o ends with .tar), oci-archive, oci-dir");
+    save_cmd->footer("Examples:\n  imgpull save -o debian.tar debian:12 && docker load -i debian.tar\n"
+                     "  imgpull save --format oci -o debian-oci debian:12 && umoci stat --image debian-oci:"
+                     "docker.io/library/debian:12");
+  }
+
+  std::optional<int> run(const GlobalOptions& g) const {
+    if (inspect->parsed()) return run_inspect(g, inspect_refs);
+    if (history_cmd->parsed()) return run_history(g, history);
+    if (tag->parsed()) return run_tag(g, tag_source, tag_target);
+    if (rmi->parsed()) return run_rmi(g, rmi_refs);
+    if (prune->parsed()) return run_prune(g, prune_verbose);
+    if (verify->parsed()) return run_verify(g);
+    if (save_cmd->parsed()) return run_save(g, save);
+    return std::nullopt;
+  }
+};
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -333,13 +594,22 @@ int main(int argc, char** argv) {
   pull->add_option("--rootfs", pull_flags.rootfs,
                    "Also make the image's root filesystem in DIR, applying layers as they download");
   pull->add_flag("--force", pull_flags.force, "With --rootfs: unpack into a directory that is not empty");
+  pull->add_option("--max-layer-size", pull_flags.max_layer_bytes,
+                   "With --rootfs: refuse a layer whose uncompressed tar is larger (bytes; a gzip-bomb bound)")
+      ->default_val(unpack::kDefaultMaxUncompressedLayerBytes);
+  pull->add_flag("--fetch-foreign-layers", pull_flags.fetch_foreign_layers,
+                 "Download non-distributable layers from the URLs in their descriptors (no credentials sent)");
   pull->footer("Examples:\n  imgpull pull debian:12\n  imgpull pull --platform linux/arm64 localhost:5000/app:1.0\n"
                "  imgpull pull --rootfs /tmp/debian debian:12");
 
   bool digests = false, images_quiet = false;
+  std::string images_pattern, images_format;
   auto* images = app.add_subcommand("images", "List images in the local store");
+  images->add_option("repository", images_pattern, "Only REPOSITORY[:TAG] (a glob: 'localhost:5000/*')");
   images->add_flag("--digests", digests, "Show digests");
   images->add_flag("-q,--quiet", images_quiet, "Only show image IDs");
+  images->add_option("--format", images_format, "table (default), or json: one object per line, as docker's '{{json .}}'");
+  images->footer("Examples:\n  imgpull images debian\n  imgpull images --format json 'localhost:5000/*'");
 
   std::string unpack_ref, unpack_dir;
   bool unpack_force = false;
@@ -349,9 +619,13 @@ int main(int argc, char** argv) {
   unpack_cmd->add_flag("--force", unpack_force, "Unpack into a directory that is not empty");
   unpack_cmd->footer("Example:\n  imgpull unpack debian:12 /tmp/debian-rootfs");
 
+  LocalCommands local_commands;
+  local_commands.add_to(app);
+
   CLI11_PARSE(app, argc, argv);
+  if (auto status = local_commands.run(g)) return *status;
   if (unpack_cmd->parsed()) return run_unpack(g, unpack_ref, unpack_dir, unpack_force);
   if (pull->parsed()) return run_pull(g, pull_flags);
-  if (images->parsed()) return run_images(g, digests, images_quiet);
+  if (images->parsed()) return run_images(g, digests, images_quiet, images_pattern, images_format);
   return 0;
 }

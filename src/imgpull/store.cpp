@@ -78,12 +78,13 @@ Result<std::string> read_file(const fs::path& path, size_t max_bytes) {
   return out;
 }
 
-// Opens (creating) `path` and takes an exclusive flock on it, waiting as
-// long as another process holds it. Returns the descriptor that holds it.
-Result<int> open_locked(const fs::path& path, int flags) {
+// Opens (creating) `path` and takes an flock on it (`operation` is LOCK_EX or
+// LOCK_SH), waiting as long as another process holds a conflicting one.
+// Returns the descriptor that holds it.
+Result<int> open_locked(const fs::path& path, int flags, int operation = LOCK_EX) {
   int fd = ::open(path.c_str(), O_CREAT | flags | O_CLOEXEC, 0644);
   if (fd < 0) return io_error("cannot open", path);
-  while (::flock(fd, LOCK_EX) != 0) {
+  while (::flock(fd, operation) != 0) {
     if (errno != EINTR) {
       int err = errno;
       ::close(fd);
@@ -93,24 +94,33 @@ Result<int> open_locked(const fs::path& path, int flags) {
   return fd;
 }
 
-// Holds an exclusive flock on a file for its lifetime.
-class FileLock {
- public:
-  static Result<FileLock> acquire(const fs::path& path) {
-    IMGPULL_ASSIGN_OR_RETURN(int fd, open_locked(path, O_RDWR));
-    return FileLock(fd);
-  }
-  FileLock(FileLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  ~FileLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
- private:
-  explicit FileLock(int fd) : fd_(fd) {}
-  int fd_;
-};
+int flock_operation(FileLock::Mode mode) { return mode == FileLock::Mode::kShared ? LOCK_SH : LOCK_EX; }
 
 }  // namespace
+
+// ---- FileLock ----
+
+Result<FileLock> FileLock::acquire(const fs::path& path, Mode mode) {
+  IMGPULL_ASSIGN_OR_RETURN(int fd, open_locked(path, O_RDWR, flock_operation(mode)));
+  return FileLock(fd, path);
+}
+
+FileLock::FileLock(FileLock&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status FileLock::change_mode(Mode mode, const std::function<void()>& on_wait) {
+  if (::flock(fd_, flock_operation(mode) | LOCK_NB) == 0) return {};
+  if (errno != EWOULDBLOCK) return io_error("cannot lock", path_);
+  if (on_wait) on_wait();
+  while (::flock(fd_, flock_operation(mode)) != 0) {
+    if (errno != EINTR) return io_error("cannot lock", path_);
+  }
+  return {};
+}
 
 std::string now_rfc3339() {
   std::time_t t = std::time(nullptr);
@@ -210,6 +220,9 @@ Result<Store> Store::open(const fs::path& root) {
     fs::create_directories(root / sub, ec);
     if (ec) return io_error("cannot create store directory", root / sub, ec.value());
   }
+  // Taken before the index lock, as take_sole_use holds it while it takes
+  // the index lock: one order everywhere, so no deadlock.
+  IMGPULL_ASSIGN_OR_RETURN(FileLock in_use, FileLock::acquire(root / ".in-use.lock", FileLock::Mode::kShared));
   if (!fs::exists(root / "oci-layout")) {
     IMGPULL_TRY(replace_file(root / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
   }
@@ -221,8 +234,16 @@ Result<Store> Store::open(const fs::path& root) {
                                R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]})"));
     }
   }
-  return Store(root);
+  return Store(root, std::make_shared<FileLock>(std::move(in_use)));
 }
+
+Status Store::take_sole_use(const std::function<void()>& on_wait) {
+  return in_use_->change_mode(FileLock::Mode::kExclusive, on_wait);
+}
+
+Status Store::end_sole_use() { return in_use_->change_mode(FileLock::Mode::kShared, nullptr); }
+
+Result<FileLock> Store::lock_index() const { return FileLock::acquire(root_ / ".lock"); }
 
 fs::path Store::blob_path(const Digest& digest) const {
   return root_ / "blobs" / std::string(digest.algorithm_name()) / digest.hex();
@@ -320,21 +341,50 @@ Result<std::vector<ImageRecord>> Store::read_index() const {
   return records;
 }
 
-Status Store::write_index(const std::vector<ImageRecord>& records) {
+std::string oci_index_json(const std::vector<ImageRecord>& records) {
   nlohmann::json doc = {{"schemaVersion", 2},
                         {"mediaType", media_type::kOciIndex},
                         {"manifests", nlohmann::json::array()}};
   for (const auto& r : records) {
     Descriptor d = r.manifest;
+    // The record's fields are the truth: a copied record (a new tag) must not
+    // keep the annotations of the one it was copied from.
+    for (const char* key : {kRefNameAnnotation, kRepoDigestAnnotation, kPulledAtAnnotation}) d.annotations.erase(key);
     if (!r.name.empty()) d.annotations[kRefNameAnnotation] = r.name;
     if (r.repo_digest) d.annotations[kRepoDigestAnnotation] = r.repo_digest->str();
     if (!r.pulled_at.empty()) d.annotations[kPulledAtAnnotation] = r.pulled_at;
     doc["manifests"].push_back(descriptor_to_json(d));
   }
-  return replace_file(root_ / "index.json", doc.dump(2) + "\n");
+  return doc.dump(2) + "\n";
+}
+
+Status Store::write_index(const std::vector<ImageRecord>& records) {
+  return replace_file(root_ / "index.json", oci_index_json(records));
 }
 
 Result<std::vector<ImageRecord>> Store::list_images() const { return read_index(); }
+
+Result<std::vector<Digest>> Store::list_blobs() const {
+  std::vector<Digest> blobs;
+  for (const char* algorithm : {"sha256", "sha512"}) {
+    fs::path dir = root_ / "blobs" / algorithm;
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      if (auto d = Digest::parse(std::string(algorithm) + ":" + it->path().filename().string())) {
+        blobs.push_back(*d);
+      }
+    }
+    if (ec && ec != std::errc::no_such_file_or_directory) return io_error("cannot list", dir, ec.value());
+  }
+  return blobs;
+}
+
+Status Store::remove_blob(const Digest& digest) {
+  if (::unlink(blob_path(digest).c_str()) != 0 && errno != ENOENT) {
+    return io_error("cannot remove blob", blob_path(digest));
+  }
+  return {};
+}
 
 Result<std::optional<ImageRecord>> Store::find_image(const std::string& name) const {
   IMGPULL_ASSIGN_OR_RETURN(auto records, read_index());
@@ -345,7 +395,7 @@ Result<std::optional<ImageRecord>> Store::find_image(const std::string& name) co
 }
 
 Status Store::record_image(const ImageRecord& record) {
-  IMGPULL_ASSIGN_OR_RETURN(auto lock, FileLock::acquire(root_ / ".lock"));
+  IMGPULL_ASSIGN_OR_RETURN(auto lock, lock_index());
   IMGPULL_ASSIGN_OR_RETURN(auto records, read_index());
   bool replaced = false;
   for (auto& r : records) {
@@ -355,6 +405,14 @@ Status Store::record_image(const ImageRecord& record) {
     }
   }
   if (!replaced) records.push_back(record);
+  return write_index(records);
+}
+
+Status Store::remove_image(const std::string& name) {
+  IMGPULL_ASSIGN_OR_RETURN(auto lock, lock_index());
+  IMGPULL_ASSIGN_OR_RETURN(auto records, read_index());
+  auto removed = std::erase_if(records, [&](const ImageRecord& r) { return r.name == name; });
+  if (removed == 0) return Error(ErrorCode::kNotFound, fmt::format("no image named {} in the store", name));
   return write_index(records);
 }
 

@@ -7,6 +7,8 @@
 //                              reference, "docker.io/library/x:latest")
 //   ROOT/blobs/sha256/<hex>    manifests, indexes, configs, layers
 //   ROOT/ingest/<hex>.partial  downloads in flight; never read as content
+//   ROOT/.lock                 taken around every change to index.json
+//   ROOT/.in-use.lock          shared by every open Store, exclusive for prune
 //
 // A blob only ever appears under blobs/ by rename(2) after its size and
 // digest were checked, so a reader never sees a half-written or wrong blob,
@@ -20,6 +22,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +54,28 @@ struct StoredImage {
   ImageRecord record;
   ImageManifest manifest;
   ImageConfig config;
+};
+
+// Holds an flock(2) on a file for its lifetime: the index lock, the store's
+// in-use lock (see Store::take_sole_use).
+class FileLock {
+ public:
+  enum class Mode { kShared, kExclusive };
+  // Opens (creating) `path` and locks it, waiting as long as a conflicting
+  // lock is held.
+  static Result<FileLock> acquire(const std::filesystem::path& path, Mode mode = Mode::kExclusive);
+  FileLock(FileLock&& other) noexcept;
+  FileLock& operator=(FileLock&&) = delete;
+  ~FileLock();
+
+  // Changes a held lock's mode, calling `on_wait` once if it has to wait.
+  // Not atomic: flock drops the old lock before it waits for the new one.
+  Status change_mode(Mode mode, const std::function<void()>& on_wait);
+
+ private:
+  FileLock(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
+  int fd_;
+  std::filesystem::path path_;
 };
 
 // Writes one blob into ingest/, hashing as it goes; commit() checks size and
@@ -110,6 +135,11 @@ class Store {
   // lock). `size` < 0 when unknown.
   Result<std::unique_ptr<BlobWriter>> begin_ingest(const Digest& digest, int64_t size);
 
+  // Every blob under blobs/ (files whose names are not digests are skipped).
+  Result<std::vector<Digest>> list_blobs() const;
+  // Unlinks a blob; only prune, under take_sole_use, may call this.
+  Status remove_blob(const Digest& digest);
+
   Result<std::vector<ImageRecord>> list_images() const;
   Result<std::optional<ImageRecord>> find_image(const std::string& name) const;
   // Reads (and verifies) the manifest and config a record names.
@@ -117,15 +147,36 @@ class Store {
 
   // Adds the record, replacing any with the same name.
   Status record_image(const ImageRecord& record);
+  // Removes the record with this name; kNotFound when there is none.
+  Status remove_image(const std::string& name);
+
+  // The lock record_image and remove_image take around their
+  // read-modify-write of index.json.
+  Result<FileLock> lock_index() const;
+
+  // Every open Store holds a shared lock on ROOT/.in-use.lock for its
+  // lifetime. This turns it exclusive, waiting (`on_wait` is called first)
+  // until no other process has the store open, and keeps it so until
+  // end_sole_use. A pull commits blobs before index.json names them, and
+  // reuses blobs already present: only this lock lets a garbage collector
+  // tell "unreachable" from "about to be named" (see prune_store).
+  Status take_sole_use(const std::function<void()>& on_wait);
+  Status end_sole_use();
 
  private:
-  explicit Store(std::filesystem::path root) : root_(std::move(root)) {}
+  Store(std::filesystem::path root, std::shared_ptr<FileLock> in_use)
+      : root_(std::move(root)), in_use_(std::move(in_use)) {}
   std::filesystem::path ingest_path(const Digest& digest) const;
   Result<std::vector<ImageRecord>> read_index() const;
   Status write_index(const std::vector<ImageRecord>& records);
 
   std::filesystem::path root_;
+  std::shared_ptr<FileLock> in_use_;  // shared by copies of this Store
 };
+
+// The index.json document naming `records`, as the store writes it (an
+// exported OCI layout gets the same).
+std::string oci_index_json(const std::vector<ImageRecord>& records);
 
 // "2024-01-02T03:04:05Z" for now.
 std::string now_rfc3339();
