@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -46,6 +47,10 @@ struct Credentials {
 
   bool empty() const { return username.empty() && password.empty() && identity_token.empty(); }
 };
+
+// Where credentials for a registry domain come from (a DockerConfig, a flag).
+using CredentialLookup =
+    std::function<Result<std::optional<Credentials>>(std::string_view registry_domain)>;
 
 class DockerConfig {
  public:

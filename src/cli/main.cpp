@@ -13,12 +13,11 @@
 
 #include <fmt/format.h>
 
+#include "imgpull/client.h"
 #include "imgpull/credentials.h"
 #include "imgpull/export.h"
 #include "imgpull/images.h"
-#include "imgpull/pull.h"
 #include "imgpull/reference.h"
-#include "imgpull/rootfs.h"
 #include "imgpull/store.h"
 
 namespace {
@@ -36,43 +35,18 @@ struct GlobalOptions {
   long stall_timeout_seconds = 60;
 };
 
-// Directories searched for <host>/ca.crt, first match wins: the user's own,
-// then imgpull's, Docker's and containerd's so existing set-ups work.
-std::vector<std::string> certs_search_path(const GlobalOptions& g) {
-  std::vector<std::string> dirs = g.certs_dirs;
-  for (const char* d : {"/etc/imgpull/certs.d", "/etc/docker/certs.d", "/etc/containerd/certs.d"}) {
-    dirs.emplace_back(d);
-  }
-  return dirs;
-}
-
-http::ClientOptions client_options(const GlobalOptions& g) {
-  http::ClientOptions options;
+ClientOptions client_options(const GlobalOptions& g) {
+  ClientOptions options;
+  options.root = g.root;
+  options.insecure_registries = g.insecure_registries;
+  options.certs_dirs.assign(g.certs_dirs.begin(), g.certs_dirs.end());
+  options.retries = g.retries;
+  options.retry_max_wait = std::chrono::milliseconds(static_cast<int64_t>(g.retry_max_wait_seconds * 1000));
   options.stall_timeout_seconds = g.stall_timeout_seconds;
   if (g.debug) {
     options.debug_log = [](std::string_view line) { std::cerr << "DEBUG " << line << "\n"; };
   }
-  auto dirs = certs_search_path(g);
-  options.ca_file_for_host = [dirs](std::string_view host) -> std::string {
-    for (const auto& dir : dirs) {
-      fs::path ca = fs::path(dir) / std::string(host) / "ca.crt";
-      std::error_code ec;
-      if (fs::is_regular_file(ca, ec)) return ca.string();
-    }
-    return "";
-  };
-  auto insecure = g.insecure_registries;
-  options.skip_tls_verify = [insecure](std::string_view host) {
-    return is_insecure_host(host, insecure);
-  };
   return options;
-}
-
-CredentialLookup docker_config_credentials() {
-  return [](std::string_view domain) -> Result<std::optional<Credentials>> {
-    IMGPULL_ASSIGN_OR_RETURN(DockerConfig config, DockerConfig::load());
-    return config.credentials_for(domain);
-  };
 }
 
 Result<Store> open_store(const GlobalOptions& g) {
@@ -91,7 +65,7 @@ struct PullFlags {
   std::string rootfs;
   bool force = false;
   bool fetch_foreign_layers = false;
-  uint64_t max_layer_bytes = unpack::kDefaultMaxUncompressedLayerBytes;
+  uint64_t max_layer_bytes = uint64_t{64} << 30;  // the library's default, shown in --help
   std::string platform;
   int max_concurrent_downloads = 3;
   bool quiet = false;
@@ -130,39 +104,28 @@ class PlainProgress {
   std::set<std::string> started_;
 };
 
+void warn(std::string_view what) { std::cerr << "Warning: " << what << "\n"; }
+
 int run_pull(const GlobalOptions& g, const PullFlags& flags) {
   auto ref = Reference::parse(flags.reference);
   if (!ref) return fail(ref.error());
-  PullOptions options;
-  options.max_concurrent_downloads = std::max(1, flags.max_concurrent_downloads);
-  options.registry.insecure_registries = g.insecure_registries;
-  options.registry.credentials = docker_config_credentials();
-  options.registry.retry.max_retries = g.retries;
-  options.registry.retry.max_delay =
-      std::chrono::milliseconds(static_cast<int64_t>(g.retry_max_wait_seconds * 1000));
-  options.registry.retry.base_delay = std::min(options.registry.retry.base_delay, options.registry.retry.max_delay);
+  PullRequest request;
+  request.max_concurrent_downloads = flags.max_concurrent_downloads;
   if (!flags.platform.empty()) {
     auto platform = Platform::parse(flags.platform);
     if (!platform) return fail(platform.error());
-    options.platform = *platform;
+    request.platform = *platform;
   }
   PlainProgress progress(*ref);
-  if (!flags.quiet) options.on_event = std::ref(progress);
-
-  unpack::UniqueFd rootfs;
-  if (!flags.rootfs.empty()) {
-    auto dir = open_rootfs_dir(flags.rootfs, flags.force);
-    if (!dir) return fail(std::move(dir).error().wrap("pulling " + ref->str()));
-    rootfs = std::move(dir).value();
-    options.rootfs_fd = rootfs.get();
-    options.apply.warn = [](std::string_view w) { std::cerr << "Warning: " << w << "\n"; };
-    options.apply.max_uncompressed_bytes = flags.max_layer_bytes;
-  }
-  options.fetch_foreign_layers = flags.fetch_foreign_layers;
-  auto store = open_store(g);
-  if (!store) return fail(store.error());
-  http::Client client(client_options(g));
-  auto result = pull_image(client, *store, *ref, options);
+  if (!flags.quiet) request.on_event = std::ref(progress);
+  request.rootfs = flags.rootfs;
+  request.force = flags.force;
+  request.max_layer_bytes = flags.max_layer_bytes;
+  request.on_warning = warn;
+  request.fetch_foreign_layers = flags.fetch_foreign_layers;
+  auto client = Client::open(client_options(g));
+  if (!client) return fail(client.error());
+  auto result = client->pull(*ref, request);
   if (!result) return fail(result.error());
   if (!flags.quiet) {
     if (result->repo_digest) std::cout << "Digest: " << result->repo_digest->str() << "\n";
@@ -253,25 +216,16 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
 int run_unpack(const GlobalOptions& g, const std::string& reference, const std::string& dir, bool force) {
   auto ref = Reference::parse(reference);
   if (!ref) return fail(ref.error());
-  auto store = open_store(g);
-  if (!store) return fail(store.error());
-  std::string context = "unpacking " + ref->str();
-  auto record = store->find_image(store_name_for(*ref));
-  if (!record) return fail(std::move(record).error().wrap(context));
-  if (!*record) {
-    return fail(Error(ErrorCode::kNotFound, context + ": no such image in the store " +
-                                                store->root().string() + " (imgpull pull it first)"));
-  }
-  auto image = store->load_image(**record);
-  if (!image) return fail(std::move(image).error().wrap(context));
-  auto rootfs = open_rootfs_dir(dir, force);
-  if (!rootfs) return fail(std::move(rootfs).error().wrap(context));
-  unpack::ApplyOptions apply;
-  apply.warn = [](std::string_view w) { std::cerr << "Warning: " << w << "\n"; };
-  auto done = unpack_stored_image(*store, *image, rootfs->get(), apply, [&](size_t i) {
-    std::cout << image->manifest.layers[i].digest.short_hex() << ": Extracted\n";
-  });
-  if (!done.ok()) return fail(std::move(done).error().wrap(context));
+  auto client = Client::open(client_options(g));
+  if (!client) return fail(client.error());
+  UnpackRequest request;
+  request.force = force;
+  request.on_warning = warn;
+  request.on_layer_applied = [](size_t, const Descriptor& layer) {
+    std::cout << layer.digest.short_hex() << ": Extracted\n";
+  };
+  auto done = client->unpack(*ref, dir, request);
+  if (!done) return fail(done.error());
   std::cout << "Unpacked " << ref->str() << " into " << dir << "\n";
   return 0;
 }
@@ -596,7 +550,7 @@ int main(int argc, char** argv) {
   pull->add_flag("--force", pull_flags.force, "With --rootfs: unpack into a directory that is not empty");
   pull->add_option("--max-layer-size", pull_flags.max_layer_bytes,
                    "With --rootfs: refuse a layer whose uncompressed tar is larger (bytes; a gzip-bomb bound)")
-      ->default_val(unpack::kDefaultMaxUncompressedLayerBytes);
+      ->default_val(pull_flags.max_layer_bytes);
   pull->add_flag("--fetch-foreign-layers", pull_flags.fetch_foreign_layers,
                  "Download non-distributable layers from the URLs in their descriptors (no credentials sent)");
   pull->footer("Examples:\n  imgpull pull debian:12\n  imgpull pull --platform linux/arm64 localhost:5000/app:1.0\n"

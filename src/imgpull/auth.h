@@ -28,10 +28,6 @@
 
 namespace imgpull {
 
-// Where credentials for a registry domain come from (a DockerConfig, a flag).
-using CredentialLookup =
-    std::function<Result<std::optional<Credentials>>(std::string_view registry_domain)>;
-
 class Authenticator {
  public:
   // `registry_is_plain_http`: the registry itself is spoken to over http; only

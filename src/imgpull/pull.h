@@ -1,4 +1,5 @@
-// The pull: from a reference to a verified image in the local store.
+// The pull: from a reference to a verified image in the local store. The
+// public face of this is Client::pull (client.h); this is the engine under it.
 //
 //   resolve the manifest (following an index to the wanted platform)
 //   -> fetch the config -> download every missing layer, N at a time, each
@@ -20,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "imgpull/client.h"
 #include "imgpull/digest.h"
 #include "imgpull/error.h"
 #include "imgpull/http.h"
@@ -30,24 +32,6 @@
 #include "imgpull/unpack/layer_applier.h"
 
 namespace imgpull {
-
-struct PullEvent {
-  enum class Kind {
-    kResolved,          // the manifest is known: `layers` lists what will follow
-    kLayerExists,       // already in the store, not fetched
-    kLayerWaiting,      // to be fetched, waiting for a download slot
-    kLayerDownloading,  // bytes arriving: current/total
-    kLayerVerifying,    // all bytes in, checking size and digest
-    kLayerDownloaded,   // verified and committed to the store
-    kLayerExtracting,   // being applied to the rootfs
-    kLayerComplete,     // nothing more to do for this layer
-  };
-  Kind kind;
-  std::optional<Digest> layer;
-  uint64_t current = 0;
-  uint64_t total = 0;
-  std::vector<Descriptor> layers;  // for kResolved
-};
 
 struct PullOptions {
   Platform platform = Platform::host();
@@ -66,21 +50,7 @@ struct PullOptions {
   std::function<void(const PullEvent&)> on_event;
 };
 
-struct PullResult {
-  std::string name;               // the index.json name: "docker.io/library/x:latest"
-  Digest manifest_digest;         // the OCI manifest the store names
-  std::optional<Digest> repo_digest;  // what the registry serves for the reference
-  Digest config_digest;
-  bool up_to_date = false;        // nothing was downloaded and the name already pointed here
-  uint64_t bytes_downloaded = 0;
-  std::vector<Descriptor> layers;
-};
-
 Result<PullResult> pull_image(http::Client& client, Store& store, const Reference& ref,
                               const PullOptions& options);
-
-// The name an image is recorded under in the store for `ref`: the tag form
-// when there is a tag and no digest, else the digest form.
-std::string store_name_for(const Reference& ref);
 
 }  // namespace imgpull

@@ -1,0 +1,138 @@
+#include "imgpull/client.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "imgpull/http.h"
+#include "imgpull/pull.h"
+#include "imgpull/registry.h"
+#include "imgpull/rootfs.h"
+
+namespace imgpull {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Directories searched for <host>/ca.crt, first match wins: the caller's own,
+// then imgpull's, Docker's and containerd's, so existing set-ups work as they are.
+std::vector<fs::path> certs_search_path(const ClientOptions& options) {
+  std::vector<fs::path> dirs = options.certs_dirs;
+  for (const char* d : {"/etc/imgpull/certs.d", "/etc/docker/certs.d", "/etc/containerd/certs.d"}) {
+    dirs.emplace_back(d);
+  }
+  return dirs;
+}
+
+http::ClientOptions http_options(const ClientOptions& options) {
+  http::ClientOptions http;
+  http.stall_timeout_seconds = options.stall_timeout_seconds;
+  http.debug_log = options.debug_log;
+  http.ca_file_for_host = [dirs = certs_search_path(options)](std::string_view host) -> std::string {
+    for (const auto& dir : dirs) {
+      fs::path ca = dir / std::string(host) / "ca.crt";
+      std::error_code ec;
+      if (fs::is_regular_file(ca, ec)) return ca.string();
+    }
+    return "";
+  };
+  http.skip_tls_verify = [insecure = options.insecure_registries](std::string_view host) {
+    return is_insecure_host(host, insecure);
+  };
+  return http;
+}
+
+// Read at each lookup rather than once, so a `login` in another shell during
+// a long-lived Client is seen, as docker's daemon sees it.
+CredentialLookup docker_config_credentials() {
+  return [](std::string_view domain) -> Result<std::optional<Credentials>> {
+    IMGPULL_ASSIGN_OR_RETURN(DockerConfig config, DockerConfig::load());
+    return config.credentials_for(domain);
+  };
+}
+
+RegistryOptions registry_options(const ClientOptions& options) {
+  RegistryOptions registry;
+  registry.insecure_registries = options.insecure_registries;
+  registry.credentials = options.credentials ? options.credentials : docker_config_credentials();
+  registry.retry.max_retries = options.retries;
+  registry.retry.max_delay = options.retry_max_wait;
+  registry.retry.base_delay = std::min(registry.retry.base_delay, registry.retry.max_delay);
+  return registry;
+}
+
+unpack::ApplyOptions apply_options(const std::function<void(std::string_view)>& on_warning,
+                                   std::optional<uint64_t> max_layer_bytes) {
+  unpack::ApplyOptions apply;
+  apply.warn = on_warning;
+  if (max_layer_bytes) apply.max_uncompressed_bytes = *max_layer_bytes;
+  return apply;
+}
+
+}  // namespace
+
+struct Client::Impl {
+  Impl(Store s, const ClientOptions& options)
+      : store(std::move(s)), http(http_options(options)), registry(registry_options(options)) {}
+  Store store;
+  http::Client http;
+  RegistryOptions registry;
+};
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::Client(Client&&) noexcept = default;
+Client& Client::operator=(Client&&) noexcept = default;
+Client::~Client() = default;
+
+Result<Client> Client::open(ClientOptions options) {
+  IMGPULL_ASSIGN_OR_RETURN(Store store, Store::open(options.root.empty() ? Store::default_root() : options.root));
+  return Client(std::make_unique<Impl>(std::move(store), options));
+}
+
+Store& Client::store() { return impl_->store; }
+
+Result<PullResult> Client::pull(std::string_view reference, const PullRequest& request) {
+  IMGPULL_ASSIGN_OR_RETURN(Reference ref, Reference::parse(reference));
+  return pull(ref, request);
+}
+
+Result<PullResult> Client::pull(const Reference& ref, const PullRequest& request) {
+  PullOptions options;
+  if (request.platform) options.platform = *request.platform;
+  options.max_concurrent_downloads = std::max(1, request.max_concurrent_downloads);
+  options.registry = impl_->registry;
+  options.fetch_foreign_layers = request.fetch_foreign_layers;
+  options.on_event = request.on_event;
+  unpack::UniqueFd rootfs;
+  if (!request.rootfs.empty()) {
+    auto dir = open_rootfs_dir(request.rootfs, request.force);
+    if (!dir) return std::move(dir).error().wrap("pulling " + ref.str());
+    rootfs = std::move(dir).value();
+    options.rootfs_fd = rootfs.get();
+    options.apply = apply_options(request.on_warning, request.max_layer_bytes);
+  }
+  return pull_image(impl_->http, impl_->store, ref, options);
+}
+
+Status Client::unpack(const Reference& ref, const fs::path& dir, const UnpackRequest& request) {
+  std::string context = "unpacking " + ref.str();
+  auto record = impl_->store.find_image(store_name_for(ref));
+  if (!record) return std::move(record).error().wrap(context);
+  if (!*record) {
+    return Error(ErrorCode::kNotFound, context + ": no such image in the store " + impl_->store.root().string() +
+                                           " (imgpull pull it first)");
+  }
+  auto image = impl_->store.load_image(**record);
+  if (!image) return std::move(image).error().wrap(context);
+  auto rootfs = open_rootfs_dir(dir, request.force);
+  if (!rootfs) return std::move(rootfs).error().wrap(context);
+  std::function<void(size_t)> on_layer;
+  if (request.on_layer_applied) {
+    on_layer = [&](size_t i) { request.on_layer_applied(i, image->manifest.layers[i]); };
+  }
+  Status done = unpack_stored_image(impl_->store, *image, rootfs->get(),
+                                    apply_options(request.on_warning, std::nullopt), on_layer);
+  if (!done.ok()) return std::move(done).error().wrap(context);
+  return ok_status();
+}
+
+}  // namespace imgpull
