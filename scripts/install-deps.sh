@@ -19,6 +19,8 @@ packages=(
   python3-pytest apache2-utils openssl curl
   # the real Debian rootfs fixture (tests/registry/fixtures.py: debian)
   mmdebstrap
+  # `save` archives loaded by a real peer (test_export); the man page check (test_help)
+  podman groff-base
 )
 
 missing=()

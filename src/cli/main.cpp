@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "docs.h"
 #include "imgpull/client.h"
 #include "imgpull/credentials.h"
 #include "imgpull/export.h"
@@ -576,7 +577,24 @@ int main(int argc, char** argv) {
   LocalCommands local_commands;
   local_commands.add_to(app);
 
+  app.set_version_flag("--version", std::string("imgpull ") + IMGPULL_VERSION);
+  std::string completion_shell;
+  auto* completion = app.add_subcommand("completion", "Print a shell completion script");
+  completion->add_option("shell", completion_shell, "Shell: bash")->required()->check(CLI::IsMember({"bash"}));
+  completion->footer("Examples:\n  source <(imgpull completion bash)\n"
+                     "  imgpull completion bash > /etc/bash_completion.d/imgpull");
+  auto* man = app.add_subcommand("man", "Print the manual page, imgpull(1), made from the same text as --help");
+  man->footer("Example:\n  imgpull man | man -l -");
+
   CLI11_PARSE(app, argc, argv);
+  if (completion->parsed()) {
+    std::cout << cli::bash_completion(app);
+    return 0;
+  }
+  if (man->parsed()) {
+    std::cout << cli::man_page(app, IMGPULL_VERSION);
+    return 0;
+  }
   if (auto status = local_commands.run(g)) return *status;
   if (unpack_cmd->parsed()) return run_unpack(g, unpack_ref, unpack_dir, unpack_force);
   if (pull->parsed()) return run_pull(g, pull_flags);
