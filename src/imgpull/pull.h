@@ -7,7 +7,10 @@
 //
 // Everything a pull writes is content-addressed and verified before it is
 // committed, and index.json names the image only after all of its blobs are
-// in place, so an interrupted pull leaves nothing half-written behind.
+// in place, so an interrupted pull leaves nothing half-written behind: only
+// partial files in ingest/, which the next pull of those blobs continues.
+// A blob whose bytes turn out wrong is discarded and fetched once more from
+// its first byte; wrong again, the pull fails naming it.
 //
 //   PullOptions options;
 //   options.on_event = [](const PullEvent& e) { ... };
@@ -36,6 +39,8 @@ struct PullEvent {
     kResolved,          // the manifest is known: `layers` lists what will follow
     kLayerExists,       // already in the store, not fetched
     kLayerWaiting,      // to be fetched, waiting for a download slot
+    kLayerResumed,      // an interrupted pull left `current` bytes: only the rest is fetched
+    kLayerRefetching,   // its bytes were wrong (digest/size): discarded, fetched once more from zero
     kLayerDownloading,  // bytes arriving: current/total
     kLayerVerifying,    // all bytes in, checking size and digest
     kLayerDownloaded,   // verified and committed to the store
@@ -62,6 +67,9 @@ struct PullOptions {
   // otherwise such a layer not already in the store fails the pull.
   bool fetch_foreign_layers = false;
   unpack::ApplyOptions apply;
+  // Polled by the downloads; true stops the pull with ErrorCode::kCancelled,
+  // keeping partial downloads in ingest/ for the next pull to continue.
+  std::function<bool()> cancelled;
   // Called from the download threads, one call at a time.
   std::function<void(const PullEvent&)> on_event;
 };
@@ -73,6 +81,7 @@ struct PullResult {
   Digest config_digest;
   bool up_to_date = false;        // nothing was downloaded and the name already pointed here
   uint64_t bytes_downloaded = 0;
+  uint64_t bytes_resumed = 0;     // taken over from partial files an interrupted pull left
   std::vector<Descriptor> layers;
 };
 
