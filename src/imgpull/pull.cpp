@@ -9,7 +9,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <set>
 #include <mutex>
 #include <thread>
@@ -151,11 +153,18 @@ std::optional<ResolvedImage> resolve_local(const Store& store, const Reference& 
 // (from the page cache) up to what has been written, and waits for more.
 // The applier so never waits for a whole blob, and a download never waits
 // for the applier.
+//
+// Descriptors: the ingest file's is shared (shared_ptr) between the download
+// and a reader that started on it, and closed when both are done with it; a
+// blob whose download finished before its reader started is opened from the
+// store by the reader. So however far the downloads run ahead of the applier
+// (120 layers...), a pull holds one descriptor per download in flight plus
+// one for the layer being applied.
 class FollowedBlob {
  public:
   void opened(int fd) {
     std::lock_guard lock(mutex_);
-    fd_.reset(fd);
+    fd_ = std::make_shared<unpack::UniqueFd>(fd);
     changed_.notify_all();
   }
   void grew(uint64_t written) {
@@ -163,9 +172,12 @@ class FollowedBlob {
     written_ = std::max(written_, written);  // a restarted download rewrites the same bytes
     changed_.notify_all();
   }
-  void finished() {
+  // All `written_` bytes are in the store at `committed`.
+  void finished(std::filesystem::path committed) {
     std::lock_guard lock(mutex_);
     done_ = true;
+    committed_ = std::move(committed);
+    fd_.reset();  // a reader that took it keeps it open
     changed_.notify_all();
   }
   void failed(const Error& error) {
@@ -189,20 +201,28 @@ class FollowedBlob {
    public:
     explicit Reader(FollowedBlob& blob) : blob_(blob) {}
     Result<size_t> read(void* buf, size_t n) override {
-      int fd;
       size_t chunk;
+      std::filesystem::path committed;
       {
         std::unique_lock lock(blob_.mutex_);
         blob_.changed_.wait(lock, [&] {
-          return blob_.error_ || (blob_.fd_ && (blob_.written_ > offset_ || blob_.done_));
+          return blob_.error_ || blob_.done_ || (blob_.fd_ && blob_.written_ > offset_);
         });
         if (blob_.error_) return *blob_.error_;
         if (blob_.written_ <= offset_) return size_t{0};  // done and all read
-        fd = blob_.fd_.get();
         chunk = static_cast<size_t>(std::min<uint64_t>(n, blob_.written_ - offset_));
         blob_.handed_out_ = true;
+        if (!fd_) {
+          fd_ = blob_.fd_;
+          if (!fd_) committed = blob_.committed_;
+        }
       }
-      ssize_t got = ::pread(fd, buf, chunk, static_cast<off_t>(offset_));
+      if (!fd_) {  // downloaded before we got here: read it from the store
+        int fd = ::open(committed.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return Error(ErrorCode::kIo, fmt::format("cannot open {}: {}", committed.string(), std::strerror(errno)));
+        fd_ = std::make_shared<unpack::UniqueFd>(fd);
+      }
+      ssize_t got = ::pread(fd_->get(), buf, chunk, static_cast<off_t>(offset_));
       if (got < 0) return Error(ErrorCode::kIo, std::string("reading a downloading layer: ") + std::strerror(errno));
       offset_ += static_cast<uint64_t>(got);
       return static_cast<size_t>(got);
@@ -210,13 +230,15 @@ class FollowedBlob {
 
    private:
     FollowedBlob& blob_;
+    std::shared_ptr<unpack::UniqueFd> fd_;
     uint64_t offset_ = 0;
   };
 
  private:
   std::mutex mutex_;
   std::condition_variable changed_;
-  unpack::UniqueFd fd_;
+  std::shared_ptr<unpack::UniqueFd> fd_;  // the ingest file, while it is being written
+  std::filesystem::path committed_;
   uint64_t written_ = 0;
   bool done_ = false;
   bool handed_out_ = false;  // a reader got bytes: see rewind()
@@ -309,13 +331,8 @@ class LayerDownloader {
     for (int attempt = 0;; ++attempt) {
       IMGPULL_ASSIGN_OR_RETURN(auto writer, store_.begin_ingest(layer.digest, layer.size));
       if (!writer) {
-        if (follower != nullptr) {
-          // Another process committed it while we waited for its lock.
-          int fd = ::open(store_.blob_path(layer.digest).c_str(), O_RDONLY | O_CLOEXEC);
-          if (fd < 0) return Error(ErrorCode::kIo, "cannot open blob " + layer.digest.str());
-          follower->opened(fd);
-          follower->grew(static_cast<uint64_t>(layer.size));
-        }
+        // Another process committed it while we waited for its lock.
+        if (follower != nullptr) follower->grew(static_cast<uint64_t>(layer.size));
         break;
       }
       if (writer->resumed_bytes() > 0) {
@@ -355,7 +372,7 @@ class LayerDownloader {
       events_.layer(PullEvent::Kind::kLayerRefetching, layer);
     }
     if (follower != nullptr) {
-      follower->finished();
+      follower->finished(store_.blob_path(layer.digest));
     } else {
       events_.layer(PullEvent::Kind::kLayerComplete, layer, static_cast<uint64_t>(layer.size));
     }
