@@ -354,6 +354,8 @@ Result<std::string> Store::read_blob(const Digest& digest, size_t max_bytes) con
 Status Store::write_blob(const Digest& digest, std::string_view bytes) {
   IMGPULL_ASSIGN_OR_RETURN(auto writer, begin_ingest(digest, static_cast<int64_t>(bytes.size())));
   if (!writer) return {};
+  // All the bytes are at hand: whatever an interrupted write left is rewritten.
+  if (writer->bytes_written() > 0) IMGPULL_TRY(writer->restart());
   IMGPULL_TRY(writer->write(bytes.data(), bytes.size()));
   return writer->commit();
 }

@@ -253,5 +253,15 @@ TEST_F(StoreTest, ARestartAfterResumingRewritesInPlace) {
   EXPECT_EQ(*store->read_blob(d, 100), content);
 }
 
+TEST_F(StoreTest, WriteBlobOverAnInterruptedPartialOfItself) {
+  auto store = Store::open(root_);
+  ASSERT_TRUE(store.ok());
+  Digest d = Digest::of("a small manifest");
+  std::ofstream(root_ / "ingest" / (d.hex() + ".partial")) << "a small";
+  ASSERT_TRUE(store->write_blob(d, "a small manifest").ok());
+  EXPECT_EQ(*store->read_blob(d, 100), "a small manifest");
+  EXPECT_EQ(ingest_files(), 0u);
+}
+
 }  // namespace
 }  // namespace imgpull
