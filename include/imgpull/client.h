@@ -43,6 +43,8 @@ struct PullEvent {
     kResolved,          // the manifest is known: `layers` lists what will follow
     kLayerExists,       // already in the store, not fetched
     kLayerWaiting,      // to be fetched, waiting for a download slot
+    kLayerResumed,      // an interrupted pull left `current` bytes: only the rest is fetched
+    kLayerRefetching,   // its bytes were wrong (digest/size): discarded, fetched once more from zero
     kLayerDownloading,  // bytes arriving: current/total
     kLayerVerifying,    // all bytes in, checking size and digest
     kLayerDownloaded,   // verified and committed to the store
@@ -63,6 +65,7 @@ struct PullResult {
   Digest config_digest;
   bool up_to_date = false;        // nothing was downloaded and the name already pointed here
   uint64_t bytes_downloaded = 0;
+  uint64_t bytes_resumed = 0;     // taken over from partial files an interrupted pull left
   std::vector<Descriptor> layers;
 };
 
@@ -83,6 +86,10 @@ struct ClientOptions {
   long stall_timeout_seconds = 60;
   // One line per HTTP exchange ("GET url -> 200 (1.2 KiB, 14 ms)"), secrets masked.
   std::function<void(std::string_view line)> debug_log;
+  // Polled by transfers, retry waits and the pull several times a second:
+  // once it returns true, the pull stops with ErrorCode::kCancelled, keeping
+  // partial downloads for the next pull to continue. Empty: never.
+  std::function<bool()> cancelled;
   // Registry credentials; empty: $DOCKER_CONFIG/config.json or
   // ~/.docker/config.json with its credential helpers, read at each lookup.
   CredentialLookup credentials;

@@ -29,6 +29,7 @@ enum class ErrorCode {
   kTooLarge,         // over one of our named limits
   kIo,               // the local filesystem failed us
   kInternal,         // a bug in imgpull
+  kCancelled,        // the caller asked to stop (an interrupt); nothing is wrong
 };
 
 std::string_view to_string(ErrorCode code);

@@ -6,7 +6,8 @@
 //                              org.opencontainers.image.ref.name = the full
 //                              reference, "docker.io/library/x:latest")
 //   ROOT/blobs/sha256/<hex>    manifests, indexes, configs, layers
-//   ROOT/ingest/<hex>.partial  downloads in flight; never read as content
+//   ROOT/ingest/<hex>.partial  downloads in flight or interrupted; never read as
+//                              content, continued by the next ingest of that blob
 //   ROOT/.lock                 taken around every change to index.json
 //   ROOT/.in-use.lock          shared by every open Store, exclusive for prune
 //
@@ -79,21 +80,38 @@ class FileLock {
 };
 
 // Writes one blob into ingest/, hashing as it goes; commit() checks size and
-// digest and only then moves it into blobs/. Destroying an uncommitted writer
-// removes the partial file.
+// digest and only then moves it into blobs/.
+//
+// The writer holds an flock on its ingest file for its whole life, so two
+// processes never write one file. A writer may start from bytes an earlier,
+// interrupted writer (a killed process, a failed pull) left in the file: it
+// re-hashes them (resumed_bytes()) and appends. Destroying an uncommitted
+// writer therefore keeps a non-empty partial file for the next pull; bytes
+// known to be bad (a size or digest mismatch) are removed by commit() and
+// discard().
 class BlobWriter {
  public:
   ~BlobWriter();
   BlobWriter(const BlobWriter&) = delete;
   BlobWriter& operator=(const BlobWriter&) = delete;
 
+  // Appends bytes. A full disk is reported as "no space left on device
+  // writing blob <digest> to <path>"; what was written stays resumable.
   Status write(const void* data, size_t size);
   // Starts the blob over from its first byte (a server that ignored a Range
   // request sends everything again). Bytes are overwritten in place, so a
   // reader following the file never sees it shrink.
   Status restart();
+  // Checks size and digest; on a mismatch the partial file is removed (a
+  // retry starts from the first byte) and the error names the blob, the
+  // expected and the actual digest (or sizes).
   Status commit();
+  // Removes the partial file and ends the writer (its bytes are not wanted).
+  void discard();
   uint64_t bytes_written() const { return hasher_.bytes_hashed(); }
+  // How many of bytes_written() were already in the ingest file when the
+  // writer was made (left by an interrupted pull), rather than written by it.
+  uint64_t resumed_bytes() const { return resumed_; }
   // A read-only descriptor of the blob being written, for a reader that
   // follows the download (it stays valid after commit renames the file).
   // The caller owns it.
@@ -104,7 +122,10 @@ class BlobWriter {
   friend class Store;
   BlobWriter(int fd, std::filesystem::path ingest_path, std::filesystem::path blob_path,
              Digest expected, int64_t expected_size);
-  void discard();
+  // Takes over what the ingest file holds: hashes it and positions the
+  // writer after it. A file longer than the blob can be, or one that cannot
+  // be read, is emptied instead.
+  Status adopt_existing();
 
   int fd_;
   std::filesystem::path ingest_path_;
@@ -112,7 +133,9 @@ class BlobWriter {
   Digest expected_;
   int64_t expected_size_;  // -1: unknown
   Hasher hasher_;
+  uint64_t resumed_ = 0;
   bool done_ = false;
+  bool broken_ = false;  // a write failed: the file holds less than the hash covers
 };
 
 class Store {
@@ -132,7 +155,8 @@ class Store {
   Status write_blob(const Digest& digest, std::string_view bytes);
   // A writer for the blob, or nullptr when the blob is already in the store
   // (perhaps because another process finished it while we waited for its
-  // lock). `size` < 0 when unknown.
+  // lock). `size` < 0 when unknown. Bytes an interrupted pull left in the
+  // ingest file are kept and continued (see BlobWriter).
   Result<std::unique_ptr<BlobWriter>> begin_ingest(const Digest& digest, int64_t size);
 
   // Every blob under blobs/ (files whose names are not digests are skipped).

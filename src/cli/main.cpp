@@ -1,15 +1,19 @@
 // imgpull: the command-line tool over libimgpull. Output follows `docker pull`
 // and `docker images` so that scripts and habits carry over.
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <map>
 #include <set>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -59,6 +63,43 @@ int fail(const Error& error) {
   return 1;
 }
 
+// ---- interrupts ----
+
+// The signal (SIGINT or SIGTERM) that asked us to stop, 0 while none did.
+std::atomic<int> g_interrupt{0};
+
+bool interrupted() { return g_interrupt.load() != 0; }
+
+// SIGINT and SIGTERM are blocked in every thread and taken by one thread with
+// sigwait, so no download thread is ever interrupted mid-syscall: the first
+// signal only sets g_interrupt, which the transfers poll and stop on, leaving
+// their partial files for the next pull. A second signal ends the process at
+// once (the partial files are still safe: every write is whole or resumable).
+void handle_interrupts() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // inherited by every thread made after this
+  std::thread([set] {
+    while (true) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) continue;
+      int expected = 0;
+      if (!g_interrupt.compare_exchange_strong(expected, sig)) _exit(128 + sig);
+    }
+  }).detach();
+}
+
+// The exit status for a pull stopped by a signal: 128 + its number, as a shell reports it.
+int interrupted_exit(const fs::path& root) {
+  int sig = g_interrupt.load();
+  std::cerr << fmt::format("imgpull: interrupted by {}; partial downloads are kept in {} and the next pull "
+                           "continues them\n",
+                           sig == SIGTERM ? "SIGTERM" : "SIGINT", (root / "ingest").string());
+  return 128 + sig;
+}
+
 // ---- pull ----
 
 struct PullFlags {
@@ -86,6 +127,10 @@ class PlainProgress {
         break;
       case PullEvent::Kind::kLayerExists: line(id, "Already exists"); break;
       case PullEvent::Kind::kLayerWaiting: line(id, "Pulling fs layer"); break;
+      case PullEvent::Kind::kLayerResumed:
+        line(id, fmt::format("Resuming from byte {} of {}", e.current, e.total));
+        break;
+      case PullEvent::Kind::kLayerRefetching: line(id, "Checksum mismatch, downloading again"); break;
       case PullEvent::Kind::kLayerDownloading:
         if (started_.insert(id).second) line(id, "Downloading");
         break;
@@ -124,9 +169,12 @@ int run_pull(const GlobalOptions& g, const PullFlags& flags) {
   request.max_layer_bytes = flags.max_layer_bytes;
   request.on_warning = warn;
   request.fetch_foreign_layers = flags.fetch_foreign_layers;
-  auto client = Client::open(client_options(g));
+  ClientOptions options = client_options(g);
+  options.cancelled = interrupted;
+  auto client = Client::open(std::move(options));
   if (!client) return fail(client.error());
   auto result = client->pull(*ref, request);
+  if (interrupted()) return interrupted_exit(client->store().root());
   if (!result) return fail(result.error());
   if (!flags.quiet) {
     if (result->repo_digest) std::cout << "Digest: " << result->repo_digest->str() << "\n";
@@ -597,7 +645,10 @@ int main(int argc, char** argv) {
   }
   if (auto status = local_commands.run(g)) return *status;
   if (unpack_cmd->parsed()) return run_unpack(g, unpack_ref, unpack_dir, unpack_force);
-  if (pull->parsed()) return run_pull(g, pull_flags);
+  if (pull->parsed()) {
+    handle_interrupts();
+    return run_pull(g, pull_flags);
+  }
   if (images->parsed()) return run_images(g, digests, images_quiet, images_pattern, images_format);
   return 0;
 }

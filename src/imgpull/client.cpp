@@ -27,6 +27,7 @@ http::ClientOptions http_options(const ClientOptions& options) {
   http::ClientOptions http;
   http.stall_timeout_seconds = options.stall_timeout_seconds;
   http.debug_log = options.debug_log;
+  http.cancelled = options.cancelled;
   http.ca_file_for_host = [dirs = certs_search_path(options)](std::string_view host) -> std::string {
     for (const auto& dir : dirs) {
       fs::path ca = dir / std::string(host) / "ca.crt";
@@ -72,10 +73,14 @@ unpack::ApplyOptions apply_options(const std::function<void(std::string_view)>& 
 
 struct Client::Impl {
   Impl(Store s, const ClientOptions& options)
-      : store(std::move(s)), http(http_options(options)), registry(registry_options(options)) {}
+      : store(std::move(s)),
+        http(http_options(options)),
+        registry(registry_options(options)),
+        cancelled(options.cancelled) {}
   Store store;
   http::Client http;
   RegistryOptions registry;
+  std::function<bool()> cancelled;
 };
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -102,6 +107,7 @@ Result<PullResult> Client::pull(const Reference& ref, const PullRequest& request
   options.registry = impl_->registry;
   options.fetch_foreign_layers = request.fetch_foreign_layers;
   options.on_event = request.on_event;
+  options.cancelled = impl_->cancelled;
   unpack::UniqueFd rootfs;
   if (!request.rootfs.empty()) {
     auto dir = open_rootfs_dir(request.rootfs, request.force);

@@ -14,6 +14,7 @@ std::string_view to_string(ErrorCode code) {
     case ErrorCode::kTls: return "tls";
     case ErrorCode::kTooLarge: return "too large";
     case ErrorCode::kIo: return "i/o error";
+    case ErrorCode::kCancelled: return "cancelled";
     case ErrorCode::kInternal: return "internal error";
   }
   return "unknown";

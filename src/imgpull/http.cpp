@@ -69,6 +69,7 @@ struct Exchange {
   size_t max_body = 0;
   uint64_t body_bytes = 0;
   std::optional<Error> abort_reason;
+  const std::function<bool()>* cancelled = nullptr;
 
   long status() const {
     long code = 0;
@@ -112,6 +113,16 @@ size_t on_body(char* data, size_t, size_t size, void* user) {
   }
   body.append(data, size);
   return size;
+}
+
+// libcurl calls this often during a transfer, also while no byte arrives.
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* ex = static_cast<Exchange*>(user);
+  if (ex->cancelled != nullptr && *ex->cancelled && (*ex->cancelled)()) {
+    if (!ex->abort_reason) ex->abort_reason = Error(ErrorCode::kCancelled, "interrupted");
+    return 1;  // CURLE_ABORTED_BY_CALLBACK
+  }
+  return 0;
 }
 
 size_t on_header(char* data, size_t, size_t size, void* user) {
@@ -288,6 +299,12 @@ Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, cons
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &ex);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &ex);
+  if (options.cancelled) {
+    ex.cancelled = &options.cancelled;
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &ex);
+  }
   // Large receive buffers cut the number of callbacks (and syscalls) per blob.
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
 

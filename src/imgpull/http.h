@@ -78,6 +78,10 @@ struct ClientOptions {
   long connect_timeout_seconds = 30;
   // A transfer slower than 1 byte/s for this long is a stall.
   long stall_timeout_seconds = 60;
+  // Polled while a transfer runs (several times a second, also while it
+  // waits for bytes); true aborts it with ErrorCode::kCancelled. How an
+  // interrupt (Ctrl-C) stops a pull promptly.
+  std::function<bool()> cancelled;
 };
 
 class Client {

@@ -9,7 +9,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <set>
 #include <mutex>
 #include <thread>
@@ -151,11 +153,18 @@ std::optional<ResolvedImage> resolve_local(const Store& store, const Reference& 
 // (from the page cache) up to what has been written, and waits for more.
 // The applier so never waits for a whole blob, and a download never waits
 // for the applier.
+//
+// Descriptors: the ingest file's is shared (shared_ptr) between the download
+// and a reader that started on it, and closed when both are done with it; a
+// blob whose download finished before its reader started is opened from the
+// store by the reader. So however far the downloads run ahead of the applier
+// (120 layers...), a pull holds one descriptor per download in flight plus
+// one for the layer being applied.
 class FollowedBlob {
  public:
   void opened(int fd) {
     std::lock_guard lock(mutex_);
-    fd_.reset(fd);
+    fd_ = std::make_shared<unpack::UniqueFd>(fd);
     changed_.notify_all();
   }
   void grew(uint64_t written) {
@@ -163,9 +172,12 @@ class FollowedBlob {
     written_ = std::max(written_, written);  // a restarted download rewrites the same bytes
     changed_.notify_all();
   }
-  void finished() {
+  // All `written_` bytes are in the store at `committed`.
+  void finished(std::filesystem::path committed) {
     std::lock_guard lock(mutex_);
     done_ = true;
+    committed_ = std::move(committed);
+    fd_.reset();  // a reader that took it keeps it open
     changed_.notify_all();
   }
   void failed(const Error& error) {
@@ -173,25 +185,44 @@ class FollowedBlob {
     if (!error_) error_ = error;
     changed_.notify_all();
   }
+  // Forgets what was written, for a download that starts over in a new
+  // ingest file (opened() follows). Refused once a reader was handed a byte:
+  // bytes applied to a rootfs cannot be taken back.
+  bool rewind() {
+    std::lock_guard lock(mutex_);
+    if (handed_out_) return false;
+    written_ = 0;
+    done_ = false;
+    return true;
+  }
 
   // One reader per application of the layer (an image may list a blob twice).
   class Reader : public unpack::ByteSource {
    public:
     explicit Reader(FollowedBlob& blob) : blob_(blob) {}
     Result<size_t> read(void* buf, size_t n) override {
-      int fd;
       size_t chunk;
+      std::filesystem::path committed;
       {
         std::unique_lock lock(blob_.mutex_);
         blob_.changed_.wait(lock, [&] {
-          return blob_.error_ || (blob_.fd_ && (blob_.written_ > offset_ || blob_.done_));
+          return blob_.error_ || blob_.done_ || (blob_.fd_ && blob_.written_ > offset_);
         });
         if (blob_.error_) return *blob_.error_;
         if (blob_.written_ <= offset_) return size_t{0};  // done and all read
-        fd = blob_.fd_.get();
         chunk = static_cast<size_t>(std::min<uint64_t>(n, blob_.written_ - offset_));
+        blob_.handed_out_ = true;
+        if (!fd_) {
+          fd_ = blob_.fd_;
+          if (!fd_) committed = blob_.committed_;
+        }
       }
-      ssize_t got = ::pread(fd, buf, chunk, static_cast<off_t>(offset_));
+      if (!fd_) {  // downloaded before we got here: read it from the store
+        int fd = ::open(committed.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return Error(ErrorCode::kIo, fmt::format("cannot open {}: {}", committed.string(), std::strerror(errno)));
+        fd_ = std::make_shared<unpack::UniqueFd>(fd);
+      }
+      ssize_t got = ::pread(fd_->get(), buf, chunk, static_cast<off_t>(offset_));
       if (got < 0) return Error(ErrorCode::kIo, std::string("reading a downloading layer: ") + std::strerror(errno));
       offset_ += static_cast<uint64_t>(got);
       return static_cast<size_t>(got);
@@ -199,15 +230,18 @@ class FollowedBlob {
 
    private:
     FollowedBlob& blob_;
+    std::shared_ptr<unpack::UniqueFd> fd_;
     uint64_t offset_ = 0;
   };
 
  private:
   std::mutex mutex_;
   std::condition_variable changed_;
-  unpack::UniqueFd fd_;
+  std::shared_ptr<unpack::UniqueFd> fd_;  // the ingest file, while it is being written
+  std::filesystem::path committed_;
   uint64_t written_ = 0;
   bool done_ = false;
+  bool handed_out_ = false;  // a reader got bytes: see rewind()
   std::optional<Error> error_;
 };
 
@@ -217,8 +251,9 @@ class LayerDownloader {
  public:
   // `followed`: blobs a rootfs applier reads while they download (may be
   // empty); they are told of every byte written, and of failures.
-  LayerDownloader(RegistryClient& registry, Store& store, EventSink& events, FollowedBlobs& followed)
-      : registry_(registry), store_(store), events_(events), followed_(followed) {}
+  LayerDownloader(RegistryClient& registry, Store& store, EventSink& events, FollowedBlobs& followed,
+                  const std::function<bool()>& interrupted)
+      : registry_(registry), store_(store), events_(events), followed_(followed), interrupted_(interrupted) {}
 
   // Fetches `layers` with at most `concurrency` at once; the first failure
   // stops the others and is returned.
@@ -226,6 +261,10 @@ class LayerDownloader {
     std::atomic<size_t> next{0};
     auto work = [&] {
       while (!failed_.load()) {
+        if (interrupted()) {
+          fail(Error(ErrorCode::kCancelled, "interrupted"));
+          return;
+        }
         size_t i = next.fetch_add(1);
         if (i >= layers.size()) return;
         Status st = download(layers[i]);
@@ -242,6 +281,8 @@ class LayerDownloader {
   }
 
   uint64_t bytes_downloaded() const { return bytes_.load(); }
+  uint64_t bytes_resumed() const { return resumed_.load(); }
+  bool interrupted() const { return interrupted_ && interrupted_(); }
 
   // Where one layer's bytes go: the store's ingest file, a following rootfs
   // applier, and progress events.
@@ -251,12 +292,13 @@ class LayerDownloader {
         : owner_(owner), layer_(layer), writer_(writer), follower_(follower) {}
 
     uint64_t bytes_held() const override { return writer_.bytes_written(); }
-    bool cancelled() const override { return owner_.failed_.load(); }
+    bool cancelled() const override { return owner_.failed_.load() || owner_.interrupted(); }
     Status restart() override {
       next_report_ = 0;
       return writer_.restart();
     }
     Status write(const char* data, size_t size) override {
+      if (owner_.interrupted()) return Error(ErrorCode::kCancelled, "interrupted");
       if (cancelled()) return Error(ErrorCode::kUnavailable, "cancelled: another step of the pull failed");
       IMGPULL_TRY(writer_.write(data, size));
       owner_.bytes_ += size;
@@ -283,27 +325,54 @@ class LayerDownloader {
   Status download(const Descriptor& layer) {
     FollowedBlob* follower = nullptr;
     if (auto it = followed_.find(layer.digest); it != followed_.end()) follower = it->second.get();
-    IMGPULL_ASSIGN_OR_RETURN(auto writer, store_.begin_ingest(layer.digest, layer.size));
-    if (writer) {
+    // A blob whose bytes are wrong is fetched once more from its first byte
+    // (a flipped bit on the way, a partial file a crash mangled); wrong
+    // twice, the registry itself serves it wrong and the pull fails.
+    for (int attempt = 0;; ++attempt) {
+      IMGPULL_ASSIGN_OR_RETURN(auto writer, store_.begin_ingest(layer.digest, layer.size));
+      if (!writer) {
+        // Another process committed it while we waited for its lock.
+        if (follower != nullptr) follower->grew(static_cast<uint64_t>(layer.size));
+        break;
+      }
+      if (writer->resumed_bytes() > 0) {
+        resumed_ += writer->resumed_bytes();
+        events_.layer(PullEvent::Kind::kLayerResumed, layer, writer->resumed_bytes());
+      }
       if (follower != nullptr) {
         IMGPULL_ASSIGN_OR_RETURN(int fd, writer->open_reader());
         follower->opened(fd);
+        follower->grew(writer->bytes_written());  // what a resumed file already holds
       }
       IngestSink sink(*this, layer, *writer, follower);
-      IMGPULL_TRY(is_foreign_layer(layer.media_type) ? registry_.fetch_foreign_blob(layer, sink)
-                                                     : registry_.fetch_blob(layer, sink));
-      events_.layer(PullEvent::Kind::kLayerVerifying, layer, writer->bytes_written());
-      IMGPULL_TRY(writer->commit());
-      events_.layer(PullEvent::Kind::kLayerDownloaded, layer, static_cast<uint64_t>(layer.size));
-    } else if (follower != nullptr) {
-      // Another process committed it while we waited for its lock.
-      int fd = ::open(store_.blob_path(layer.digest).c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) return Error(ErrorCode::kIo, "cannot open blob " + layer.digest.str());
-      follower->opened(fd);
-      follower->grew(static_cast<uint64_t>(layer.size));
+      Status fetched = is_foreign_layer(layer.media_type) ? registry_.fetch_foreign_blob(layer, sink)
+                                                          : registry_.fetch_blob(layer, sink);
+      if (fetched.ok()) {
+        events_.layer(PullEvent::Kind::kLayerVerifying, layer, writer->bytes_written());
+        fetched = writer->commit();
+      }
+      if (fetched.ok()) {
+        events_.layer(PullEvent::Kind::kLayerDownloaded, layer, static_cast<uint64_t>(layer.size));
+        break;
+      }
+      Error error = std::move(fetched).error();
+      // Anything but wrong bytes (the network, the disk, an interrupt) keeps
+      // the partial file for the next pull: the writer goes, the file stays.
+      if (error.code() != ErrorCode::kCorrupt) return error;
+      writer->discard();  // wrong bytes are never resumed from
+      if (attempt > 0) {
+        return Error(ErrorCode::kCorrupt,
+                     error.message() + " (fetched twice from the first byte, wrong both times)");
+      }
+      if (follower != nullptr && !follower->rewind()) {
+        return Error(ErrorCode::kCorrupt,
+                     error.message() + " (not fetched again: its bytes were already applied to the "
+                                       "rootfs; pull again into a fresh rootfs directory)");
+      }
+      events_.layer(PullEvent::Kind::kLayerRefetching, layer);
     }
     if (follower != nullptr) {
-      follower->finished();
+      follower->finished(store_.blob_path(layer.digest));
     } else {
       events_.layer(PullEvent::Kind::kLayerComplete, layer, static_cast<uint64_t>(layer.size));
     }
@@ -323,6 +392,8 @@ class LayerDownloader {
   FollowedBlobs& followed_;
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> bytes_{0};
+  std::atomic<uint64_t> resumed_{0};
+  const std::function<bool()>& interrupted_;
   std::mutex error_mutex_;
   std::optional<Error> first_error_;
 };
@@ -351,7 +422,9 @@ Result<PullResult> pull(http::Client& client, Store& store, const Reference& ref
   bool fetched_anything = false;
   std::unique_ptr<RegistryClient> registry;
   if (!image) {
-    IMGPULL_ASSIGN_OR_RETURN(registry, RegistryClient::connect(client, ref, options.registry));
+    RegistryOptions registry_options = options.registry;
+    if (!registry_options.cancelled) registry_options.cancelled = options.cancelled;
+    IMGPULL_ASSIGN_OR_RETURN(registry, RegistryClient::connect(client, ref, registry_options));
     IMGPULL_ASSIGN_OR_RETURN(image, resolve_remote(*registry, ref, options.platform));
   }
   const ImageManifest& manifest = image->manifest;
@@ -359,10 +432,21 @@ Result<PullResult> pull(http::Client& client, Store& store, const Reference& ref
   events.emit(PullEvent{PullEvent::Kind::kResolved, std::nullopt, 0, 0, manifest.layers});
 
   std::string config_bytes;
-  if (store.has_blob(manifest.config.digest)) {
+  // The config's ingest lock is taken before any layer's and held until the
+  // config is committed, after the layers: a second process pulling the same
+  // image waits here, then finds every blob in place and downloads nothing.
+  // (One order of locks everywhere, config first, so no two pulls deadlock.)
+  std::unique_ptr<BlobWriter> config_writer;
+  if (!store.has_blob(manifest.config.digest)) {
+    IMGPULL_ASSIGN_OR_RETURN(config_writer, store.begin_ingest(manifest.config.digest, manifest.config.size));
+  }
+  if (!config_writer) {
     IMGPULL_ASSIGN_OR_RETURN(config_bytes, store.read_blob(manifest.config.digest, kMaxConfigBytes));
   } else {
     auto fetched = registry->get_blob(manifest.config, kMaxConfigBytes);
+    if (!fetched && fetched.error().code() == ErrorCode::kCorrupt) {
+      fetched = registry->get_blob(manifest.config, kMaxConfigBytes);  // once more, as for layers
+    }
     if (!fetched) return std::move(fetched).error().wrap("config");
     config_bytes = std::move(fetched).value();
     fetched_anything = true;
@@ -391,8 +475,11 @@ Result<PullResult> pull(http::Client& client, Store& store, const Reference& ref
     for (const auto& layer : missing) followed.emplace(layer.digest, std::make_unique<FollowedBlob>());
   }
   uint64_t bytes_downloaded = 0;
+  uint64_t bytes_resumed = 0;
   std::optional<LayerDownloader> downloader;
-  if (!missing.empty()) downloader.emplace(*registry, store, events, followed);  // registry is set: see resolve_local
+  if (!missing.empty()) {
+    downloader.emplace(*registry, store, events, followed, options.cancelled);  // registry is set: see resolve_local
+  }
 
   // The applier makes the rootfs layer by layer while the downloads run.
   std::optional<Error> apply_error;
@@ -428,6 +515,7 @@ Result<PullResult> pull(http::Client& client, Store& store, const Reference& ref
   if (downloader) {
     downloaded = downloader->run(missing, options.max_concurrent_downloads);
     bytes_downloaded = downloader->bytes_downloaded();
+    bytes_resumed = downloader->bytes_resumed();
     fetched_anything = true;
   }
   if (applier.joinable()) applier.join();
@@ -436,7 +524,11 @@ Result<PullResult> pull(http::Client& client, Store& store, const Reference& ref
   IMGPULL_TRY(std::move(downloaded));
   // The config is committed after the layers, so that an image whose config
   // is present is one whose pull got at least that far.
-  IMGPULL_TRY(store.write_blob(manifest.config.digest, config_bytes));
+  if (config_writer) {
+    if (config_writer->bytes_written() > 0) IMGPULL_TRY(config_writer->restart());  // a crash's leftover
+    IMGPULL_TRY(config_writer->write(config_bytes.data(), config_bytes.size()));
+    IMGPULL_TRY(config_writer->commit());
+  }
   IMGPULL_ASSIGN_OR_RETURN(Descriptor named, store_manifests(store, *image, *config));
 
   std::string name = store_name_for(ref);
@@ -445,7 +537,7 @@ Result<PullResult> pull(http::Client& client, Store& store, const Reference& ref
   IMGPULL_TRY(store.record_image(ImageRecord{name, named, image->repo_digest(), now_rfc3339()}));
   return PullResult{name,           named.digest,         image->repo_digest(),
                     manifest.config.digest, up_to_date, bytes_downloaded,
-                    manifest.layers};
+                    bytes_resumed,  manifest.layers};
 }
 
 }  // namespace

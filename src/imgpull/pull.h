@@ -8,7 +8,10 @@
 //
 // Everything a pull writes is content-addressed and verified before it is
 // committed, and index.json names the image only after all of its blobs are
-// in place, so an interrupted pull leaves nothing half-written behind.
+// in place, so an interrupted pull leaves nothing half-written behind: only
+// partial files in ingest/, which the next pull of those blobs continues.
+// A blob whose bytes turn out wrong is discarded and fetched once more from
+// its first byte; wrong again, the pull fails naming it.
 //
 //   PullOptions options;
 //   options.on_event = [](const PullEvent& e) { ... };
@@ -46,6 +49,9 @@ struct PullOptions {
   // otherwise such a layer not already in the store fails the pull.
   bool fetch_foreign_layers = false;
   unpack::ApplyOptions apply;
+  // Polled by the downloads; true stops the pull with ErrorCode::kCancelled,
+  // keeping partial downloads in ingest/ for the next pull to continue.
+  std::function<bool()> cancelled;
   // Called from the download threads, one call at a time.
   std::function<void(const PullEvent&)> on_event;
 };

@@ -149,7 +149,8 @@ RegistryClient::RegistryClient(http::Client& client, Reference ref, std::string 
       base_url_(std::move(base_url)),
       scope_("repository:" + ref_.path + ":pull"),
       auth_(client, ref_.domain, options.credentials, plain_http),
-      retry_(options.retry) {}
+      retry_(options.retry),
+      cancelled_(options.cancelled) {}
 
 Result<std::unique_ptr<RegistryClient>> RegistryClient::connect(http::Client& client,
                                                                 const Reference& ref,
@@ -252,7 +253,7 @@ Result<std::string> RegistryClient::get_blob(const Descriptor& blob, size_t max_
 
 Result<http::Response> RegistryClient::fetch_with_retries(const http::Request& request,
                                                           std::string_view what) {
-  Retrier retrier(retry_, nullptr);
+  Retrier retrier(retry_, cancelled_);
   while (true) {
     auto response = send(request, nullptr);
     if (response.ok() && !is_retryable_status(response->status)) return response;
@@ -286,7 +287,7 @@ Status RegistryClient::fetch_foreign_blob(const Descriptor& blob, BlobSink& sink
 Status RegistryClient::fetch_blob_from(const std::string& url, bool authenticated, const Descriptor& blob,
                                        BlobSink& sink) {
   const std::string what = "blob " + blob.digest.str();
-  Retrier retrier(retry_, [&] { return sink.cancelled(); });
+  Retrier retrier(retry_, [&] { return sink.cancelled() || (cancelled_ && cancelled_()); });
   while (true) {
     const uint64_t offset = sink.bytes_held();
     // Every byte arrived before the connection broke: asking for more would

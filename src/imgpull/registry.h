@@ -54,6 +54,9 @@ struct RegistryOptions {
   std::vector<std::string> insecure_registries;
   CredentialLookup credentials;
   RetryPolicy retry;
+  // True when the pull is being abandoned (an interrupt): no more attempts,
+  // and back-off sleeps end early.
+  std::function<bool()> cancelled;
 };
 
 // True for hosts that may use plain http without being listed as insecure:
@@ -103,6 +106,7 @@ class RegistryClient {
   std::string scope_;     // "repository:<path>:pull"
   Authenticator auth_;
   RetryPolicy retry_;
+  std::function<bool()> cancelled_;
 };
 
 }  // namespace imgpull

@@ -11,6 +11,7 @@
 #include <ctime>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace imgpull {
 namespace fs = std::filesystem;
@@ -133,6 +134,14 @@ std::string now_rfc3339() {
 
 // ---- BlobWriter ----
 
+namespace {
+
+// Re-hashing what an interrupted pull left reads the file in pieces this big:
+// large enough that the hash, not the syscalls, sets the pace.
+constexpr size_t kRehashChunkBytes = 1024 * 1024;
+
+}  // namespace
+
 BlobWriter::BlobWriter(int fd, fs::path ingest_path, fs::path blob_path, Digest expected,
                        int64_t expected_size)
     : fd_(fd),
@@ -143,32 +152,100 @@ BlobWriter::BlobWriter(int fd, fs::path ingest_path, fs::path blob_path, Digest 
       hasher_(expected_.algorithm()) {}
 
 BlobWriter::~BlobWriter() {
-  if (!done_) discard();
-  if (fd_ >= 0) ::close(fd_);
+  if (done_) return;
+  // A non-empty partial is the start of the blob: the next pull continues
+  // it. An empty one is worth nothing and would only litter ingest/.
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0 && st.st_size == 0) {
+    discard();
+    return;
+  }
+  ::close(fd_);  // releases the ingest lock; the file stays for resume
+  fd_ = -1;
 }
 
 void BlobWriter::discard() {
-  ::unlink(ingest_path_.c_str());  // before the lock goes, so no waiter takes a dead file
+  if (fd_ >= 0) ::unlink(ingest_path_.c_str());  // before the lock goes, so no waiter takes a dead file
   done_ = true;
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
 }
 
+Status BlobWriter::adopt_existing() {
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) return io_error("cannot stat ingest file", ingest_path_);
+  auto start_over = [&]() -> Status {
+    hasher_ = Hasher(expected_.algorithm());
+    if (::ftruncate(fd_, 0) != 0) return io_error("cannot truncate ingest file", ingest_path_);
+    if (::lseek(fd_, 0, SEEK_SET) != 0) return io_error("cannot rewind", ingest_path_);
+    resumed_ = 0;
+    return {};
+  };
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size == 0) return {};
+  if (expected_size_ >= 0 && size > static_cast<uint64_t>(expected_size_)) return start_over();
+  // Re-hash rather than trust a saved hash state: the file's bytes are the
+  // truth (after a power cut its tail may not be what was written), and
+  // SHA-256 at a GB/s or more makes this cheap next to fetching them again.
+  // Whatever the bytes are, the digest check at commit has the last word.
+  std::vector<char> buf(kRehashChunkBytes);
+  uint64_t offset = 0;
+  while (offset < size) {
+    ssize_t n = ::pread(fd_, buf.data(), std::min<uint64_t>(buf.size(), size - offset), static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return start_over();  // unreadable or shrunk under us: fetch it all
+    hasher_.update(buf.data(), static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  if (::lseek(fd_, static_cast<off_t>(size), SEEK_SET) < 0) return io_error("cannot seek in", ingest_path_);
+  resumed_ = size;
+  return {};
+}
+
 Status BlobWriter::write(const void* data, size_t size) {
-  if (done_) return Error(ErrorCode::kInternal, "write to a finished blob writer");
+  if (done_ || broken_) return Error(ErrorCode::kInternal, "write to a finished or failed blob writer");
   if (expected_size_ >= 0 && hasher_.bytes_hashed() + size > static_cast<uint64_t>(expected_size_)) {
+    uint64_t received = hasher_.bytes_hashed() + size;
+    discard();
     return Error(ErrorCode::kCorrupt,
-                 fmt::format("blob {}: received more than the {} bytes its descriptor declares",
-                             expected_.str(), expected_size_));
+                 fmt::format("blob {}: size mismatch: received at least {} bytes, more than the {} its "
+                             "descriptor declares",
+                             expected_.str(), received, expected_size_));
+  }
+  // The file first, the hash after: the hash then never covers bytes the
+  // file lacks. A failed write leaves the file a clean prefix of the blob
+  // (resumable), and this writer unusable.
+  const char* p = static_cast<const char*>(data);
+  size_t left = size;
+  while (left > 0) {
+    ssize_t n = ::write(fd_, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      broken_ = true;
+      if (err == ENOSPC || err == EDQUOT) {
+        struct stat st {};
+        uint64_t on_disk = ::fstat(fd_, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+        return Error(ErrorCode::kIo,
+                     fmt::format("no space left on device writing blob {} to {} ({} of {} bytes written; "
+                                 "the partial file is kept and the next pull continues it)",
+                                 expected_.str(), ingest_path_.string(), on_disk,
+                                 expected_size_ >= 0 ? std::to_string(expected_size_) : std::string("?")));
+      }
+      return io_error(fmt::format("cannot write blob {} to", expected_.str()), ingest_path_, err);
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
   }
   hasher_.update(data, size);
-  return write_all(fd_, data, size, ingest_path_);
+  return {};
 }
 
 Status BlobWriter::restart() {
-  if (done_) return Error(ErrorCode::kInternal, "restart of a finished blob writer");
+  if (done_ || broken_) return Error(ErrorCode::kInternal, "restart of a finished or failed blob writer");
   if (::lseek(fd_, 0, SEEK_SET) != 0) return io_error("cannot rewind", ingest_path_);
   hasher_ = Hasher(expected_.algorithm());
+  resumed_ = 0;
   return {};
 }
 
@@ -179,7 +256,7 @@ Result<int> BlobWriter::open_reader() const {
 }
 
 Status BlobWriter::commit() {
-  if (done_) return Error(ErrorCode::kInternal, "commit of a finished blob writer");
+  if (done_ || broken_) return Error(ErrorCode::kInternal, "commit of a finished or failed blob writer");
   uint64_t got = hasher_.bytes_hashed();
   if (expected_size_ >= 0 && got != static_cast<uint64_t>(expected_size_)) {
     discard();
@@ -191,6 +268,15 @@ Status BlobWriter::commit() {
     discard();
     return Error(ErrorCode::kCorrupt, fmt::format("blob digest mismatch: expected {}, got {}",
                                                   expected_.str(), actual.str()));
+  }
+  // A restarted download rewrites the file in place; never let a longer
+  // tail from before survive into the blob.
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) > got &&
+      ::ftruncate(fd_, static_cast<off_t>(got)) != 0) {
+    int err = errno;
+    discard();
+    return io_error("cannot trim ingest file", ingest_path_, err);
   }
   if (::rename(ingest_path_.c_str(), blob_path_.c_str()) != 0) {
     int err = errno;
@@ -268,6 +354,8 @@ Result<std::string> Store::read_blob(const Digest& digest, size_t max_bytes) con
 Status Store::write_blob(const Digest& digest, std::string_view bytes) {
   IMGPULL_ASSIGN_OR_RETURN(auto writer, begin_ingest(digest, static_cast<int64_t>(bytes.size())));
   if (!writer) return {};
+  // All the bytes are at hand: whatever an interrupted write left is rewritten.
+  if (writer->bytes_written() > 0) IMGPULL_TRY(writer->restart());
   IMGPULL_TRY(writer->write(bytes.data(), bytes.size()));
   return writer->commit();
 }
@@ -278,7 +366,7 @@ Result<std::unique_ptr<BlobWriter>> Store::begin_ingest(const Digest& digest, in
   // Two processes may want the same blob: the first to lock its ingest file
   // downloads it, the other waits and then finds it committed.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    IMGPULL_ASSIGN_OR_RETURN(int fd, open_locked(ingest, O_WRONLY));
+    IMGPULL_ASSIGN_OR_RETURN(int fd, open_locked(ingest, O_RDWR));
     if (has_blob(digest)) {
       ::close(fd);
       return std::unique_ptr<BlobWriter>();
@@ -288,12 +376,11 @@ Result<std::unique_ptr<BlobWriter>> Store::begin_ingest(const Digest& digest, in
     struct stat held {}, current {};
     if (::fstat(fd, &held) == 0 && ::stat(ingest.c_str(), &current) == 0 &&
         held.st_ino == current.st_ino && held.st_dev == current.st_dev) {
-      if (::ftruncate(fd, 0) != 0) {
-        int err = errno;
-        ::close(fd);
-        return io_error("cannot truncate ingest file", ingest, err);
-      }
-      return std::unique_ptr<BlobWriter>(new BlobWriter(fd, ingest, blob_path(digest), digest, size));
+      // What is in the file was written by an earlier pull that is gone (we
+      // hold the lock): continue from it.
+      std::unique_ptr<BlobWriter> writer(new BlobWriter(fd, ingest, blob_path(digest), digest, size));
+      IMGPULL_TRY(writer->adopt_existing());
+      return writer;
     }
     ::close(fd);
   }

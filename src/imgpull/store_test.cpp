@@ -1,6 +1,7 @@
 #include "imgpull/store.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <linux/close_range.h>
 #include <unistd.h>
@@ -143,6 +144,123 @@ TEST_F(StoreTest, ConcurrentIngestOfOneBlobInTwoProcesses) {
   waitpid(child, &status, 0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   EXPECT_EQ(*store->read_blob(d, content.size()), content);
+}
+
+TEST_F(StoreTest, AnAbandonedWriterLeavesItsBytesForTheNextIngest) {
+  auto store = Store::open(root_);
+  ASSERT_TRUE(store.ok());
+  std::string content(300 * 1024, 'a');
+  for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(i * 7 + i / 251);
+  Digest d = Digest::of(content);
+  const auto size = static_cast<int64_t>(content.size());
+  {
+    auto writer = store->begin_ingest(d, size);
+    ASSERT_TRUE(writer.ok() && *writer);
+    EXPECT_EQ((*writer)->resumed_bytes(), 0u);
+    ASSERT_TRUE((*writer)->write(content.data(), 100'000).ok());
+  }  // a failed pull: the writer goes, the partial stays
+  EXPECT_EQ(ingest_files(), 1u);
+  auto writer = store->begin_ingest(d, size);
+  ASSERT_TRUE(writer.ok() && *writer) << (writer.ok() ? "" : writer.error().message());
+  EXPECT_EQ((*writer)->resumed_bytes(), 100'000u);
+  EXPECT_EQ((*writer)->bytes_written(), 100'000u);
+  ASSERT_TRUE((*writer)->write(content.data() + 100'000, content.size() - 100'000).ok());
+  ASSERT_TRUE((*writer)->commit().ok());
+  EXPECT_EQ(*store->read_blob(d, content.size()), content);
+  EXPECT_EQ(ingest_files(), 0u);
+}
+
+TEST_F(StoreTest, AKilledProcessesPartialIsContinued) {
+  auto store = Store::open(root_);
+  ASSERT_TRUE(store.ok());
+  std::string content(2 << 20, 'k');
+  for (size_t i = 0; i < content.size(); i += 4096) content[i] = static_cast<char>(i >> 12);
+  Digest d = Digest::of(content);
+  const auto size = static_cast<int64_t>(content.size());
+  pid_t child = fork();
+  if (child == 0) {
+    close_range(3, ~0U, 0);
+    auto s = Store::open(root_);
+    auto w = s->begin_ingest(d, size);
+    if (!w.ok() || !*w || !(*w)->write(content.data(), 1'234'567).ok()) _exit(1);
+    ::kill(::getpid(), SIGKILL);  // no destructor, no cleanup: what a crash leaves
+    _exit(2);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  EXPECT_EQ(ingest_files(), 1u);
+  auto writer = store->begin_ingest(d, size);
+  ASSERT_TRUE(writer.ok() && *writer);
+  EXPECT_EQ((*writer)->resumed_bytes(), 1'234'567u);
+  ASSERT_TRUE((*writer)->write(content.data() + 1'234'567, content.size() - 1'234'567).ok());
+  ASSERT_TRUE((*writer)->commit().ok());
+  EXPECT_TRUE(store->has_blob(d));
+}
+
+TEST_F(StoreTest, AWrongPartialFailsTheDigestAndIsNotResumedAgain) {
+  auto store = Store::open(root_);
+  ASSERT_TRUE(store.ok());
+  std::string content = "the right bytes of a blob";
+  Digest d = Digest::of(content);
+  const auto size = static_cast<int64_t>(content.size());
+  {
+    auto writer = store->begin_ingest(d, size);
+    ASSERT_TRUE((*writer)->write("THE", 3).ok());  // wrong bytes, as a crash might leave
+  }
+  {
+    auto writer = store->begin_ingest(d, size);
+    ASSERT_EQ((*writer)->resumed_bytes(), 3u);
+    ASSERT_TRUE((*writer)->write(content.data() + 3, content.size() - 3).ok());
+    Status st = (*writer)->commit();
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().code(), ErrorCode::kCorrupt);
+    EXPECT_NE(st.error().message().find("expected " + d.str()), std::string::npos) << st.error().message();
+  }
+  EXPECT_EQ(ingest_files(), 0u) << "wrong bytes are removed, never resumed";
+  auto writer = store->begin_ingest(d, size);
+  EXPECT_EQ((*writer)->resumed_bytes(), 0u);
+  ASSERT_TRUE((*writer)->write(content.data(), content.size()).ok());
+  ASSERT_TRUE((*writer)->commit().ok());
+}
+
+TEST_F(StoreTest, APartialLongerThanTheBlobStartsOver) {
+  auto store = Store::open(root_);
+  ASSERT_TRUE(store.ok());
+  Digest d = Digest::of("short");
+  std::ofstream(root_ / "ingest" / (d.hex() + ".partial")) << "much longer than five bytes";
+  auto writer = store->begin_ingest(d, 5);
+  ASSERT_TRUE(writer.ok() && *writer);
+  EXPECT_EQ((*writer)->resumed_bytes(), 0u);
+  ASSERT_TRUE((*writer)->write("short", 5).ok());
+  ASSERT_TRUE((*writer)->commit().ok());
+  EXPECT_EQ(*store->read_blob(d, 10), "short");
+}
+
+TEST_F(StoreTest, ARestartAfterResumingRewritesInPlace) {
+  auto store = Store::open(root_);
+  ASSERT_TRUE(store.ok());
+  std::string content = "0123456789abcdef";
+  Digest d = Digest::of(content);
+  { ASSERT_TRUE((*store->begin_ingest(d, 16))->write(content.data(), 10).ok()); }
+  auto writer = store->begin_ingest(d, 16);
+  ASSERT_EQ((*writer)->resumed_bytes(), 10u);
+  // The server ignored Range and sends everything again.
+  ASSERT_TRUE((*writer)->restart().ok());
+  EXPECT_EQ((*writer)->bytes_written(), 0u);
+  ASSERT_TRUE((*writer)->write(content.data(), content.size()).ok());
+  ASSERT_TRUE((*writer)->commit().ok());
+  EXPECT_EQ(*store->read_blob(d, 100), content);
+}
+
+TEST_F(StoreTest, WriteBlobOverAnInterruptedPartialOfItself) {
+  auto store = Store::open(root_);
+  ASSERT_TRUE(store.ok());
+  Digest d = Digest::of("a small manifest");
+  std::ofstream(root_ / "ingest" / (d.hex() + ".partial")) << "a small";
+  ASSERT_TRUE(store->write_blob(d, "a small manifest").ok());
+  EXPECT_EQ(*store->read_blob(d, 100), "a small manifest");
+  EXPECT_EQ(ingest_files(), 0u);
 }
 
 }  // namespace

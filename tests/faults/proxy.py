@@ -101,6 +101,7 @@ class Fault:
     redirect_status: int = 307
     check_upstream: bool = True         # redirect only what upstream would serve
     delay_seconds: float = 0.0          # wait before doing anything else
+    rate: float | None = None           # body bytes per second, at most
     default_methods: tuple | None = None  # methods matched when add() gets none
 
     # --- constructors ---------------------------------------------------
@@ -166,6 +167,15 @@ class Fault:
                      check_upstream=check_upstream, default_methods=("GET",))
 
     @staticmethod
+    def throttle(bytes_per_second: float) -> "Fault":
+        """Send the body no faster than `bytes_per_second` (a slow link, so a
+        test can interrupt a client mid-transfer)."""
+        if bytes_per_second <= 0:
+            raise ValueError("bytes_per_second must be > 0")
+        return Fault(f"throttle({bytes_per_second})", rate=float(bytes_per_second),
+                     default_methods=("GET",))
+
+    @staticmethod
     def delay(seconds: float) -> "Fault":
         """Wait `seconds` before forwarding (time to first byte)."""
         return Fault(f"delay({seconds})", delay_seconds=float(seconds))
@@ -189,7 +199,7 @@ class Fault:
     @property
     def touches_body(self) -> bool:
         return bool(self.drop_at is not None or self.truncate_at is not None or self.flips
-                    or self.stall_at is not None)
+                    or self.stall_at is not None or self.rate is not None)
 
 
 @dataclasses.dataclass
@@ -627,8 +637,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         stall_at = fault.stall_at if fault else None
         cuts = [(x, k) for x, k in ((drop, "rst"), (trunc, "fin")) if x is not None]
         cut, cut_kind = min(cuts) if cuts else (None, None)
+        rate = fault.rate if fault else None
+        started = time.monotonic()
         pos = 0
         while True:
+            if rate is not None:
+                ahead = pos / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    self.proxy._sleep(ahead)
             if stall_at is not None and pos >= stall_at:
                 self.proxy._sleep(fault.stall_seconds)
                 stall_at = None
@@ -639,7 +655,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 rec.error = (f"reset after {pos} bytes" if cut_kind == "rst"
                              else f"truncated after {pos} bytes")
                 return cut_kind
-            n = CHUNK
+            n = CHUNK if rate is None else max(1024, min(CHUNK, int(rate / 20)))
             if stall_at is not None:
                 n = min(n, stall_at - pos)
             if cut is not None:

@@ -1,0 +1,180 @@
+"""Resume across processes: a pull stopped by SIGINT or killed with SIGKILL
+leaves its partial blob in ingest/, and the next `imgpull pull` re-hashes it
+and fetches only the rest (Range). Wrong bytes are fetched once more from zero."""
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import imgpull_cli as cli
+import synth_images
+from faults.proxy import Fault, FaultProxy
+from registry.harness import Registry
+
+LAYER_BYTES = 32 * 1024 * 1024
+RATE = 8 * 1024 * 1024  # throttled: a whole layer takes 4 s, so a signal lands mid-transfer
+FAST = ["--retries", "3", "--retry-max-wait", "0.2"]
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    with Registry("plain", str(tmp_path_factory.mktemp("resume-registry"))) as reg:
+        yield reg, synth_images.push_image(reg, "resume", [LAYER_BYTES])
+
+
+@pytest.fixture
+def proxy(image):
+    reg, _ = image
+    with FaultProxy(reg.url) as p:
+        yield p
+
+
+def pull_args(proxy, img, root, *extra):
+    return [cli.binary(), "--root", str(root), *FAST, "pull", *extra, f"{proxy.host}/{img.ref}"]
+
+
+def start(proxy, img, root, *extra):
+    env = dict(os.environ, DOCKER_CONFIG=str(Path(root).parent / "no-docker-config"))
+    return subprocess.Popen(pull_args(proxy, img, root, *extra), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def partial_size(root):
+    sizes = [p.stat().st_size for p in (Path(root) / "ingest").glob("*.partial")]
+    return max(sizes, default=0)
+
+
+def wait_for_partial(proc, root, at_least, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if partial_size(root) >= at_least:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError(f"no partial of {at_least} bytes within {timeout}s")
+
+
+def layer(img):
+    return img.layers[0]
+
+
+def test_sigint_stops_cleanly_and_the_next_pull_resumes(proxy, image, tmp_path):
+    _, img = image
+    root = tmp_path / "store"
+    proxy.add(Fault.throttle(RATE), path=layer(img), times=1)
+    proc = start(proxy, img, root)
+    wait_for_partial(proc, root, 8 * 1024 * 1024)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    stopped_in = time.monotonic() - t0
+    print(f"SIGINT -> exit {proc.returncode} in {stopped_in:.2f}s; stderr: {err.strip()}")
+    assert proc.returncode == 130, err
+    assert "interrupted by SIGINT" in err and str(root / "ingest") in err, err
+    assert stopped_in < 3, stopped_in
+    kept = partial_size(root)
+    assert kept >= 8 * 1024 * 1024
+    assert layer(img).split(":")[1] not in cli.blobs(root)
+    assert cli.index_names(root) == []
+
+    t0 = time.monotonic()
+    done = cli.run([*FAST, "pull", f"{proxy.host}/{img.ref}"], root)
+    resumed_in = time.monotonic() - t0
+    assert done.returncode == 0, done.stderr
+    assert f"Resuming from byte {kept} of {img.layer_sizes[0]}" in done.stdout, done.stdout
+    gets = synth_images.blob_gets(proxy, layer(img))
+    assert [g.range for g in gets] == [None, f"bytes={kept}-"], gets
+    sent = proxy.bytes_sent(path=layer(img))
+    print(f"partial kept {kept} B; bytes sent in all {sent} B for a {img.layer_sizes[0]} B layer; "
+          f"resumed pull took {resumed_in:.2f}s")
+    assert sent < 1.05 * img.layer_sizes[0]
+    assert cli.ingest_leftovers(root) == []
+    cli.run(["verify"], root, check=True)
+
+
+@pytest.mark.parametrize("rootfs", [False, True], ids=["store", "rootfs"])
+def test_sigkill_leaves_a_partial_the_next_pull_continues(proxy, image, tmp_path, rootfs):
+    _, img = image
+    root = tmp_path / "store"
+    proxy.add(Fault.throttle(RATE), path=layer(img), times=1)
+    extra = ["--rootfs", str(tmp_path / "rootfs-killed")] if rootfs else []
+    proc = start(proxy, img, root, *extra)
+    wait_for_partial(proc, root, 6 * 1024 * 1024)
+    proc.kill()
+    proc.communicate(timeout=20)
+    assert proc.returncode == -signal.SIGKILL
+    kept = partial_size(root)
+
+    extra = ["--rootfs", str(tmp_path / "rootfs")] if rootfs else []
+    done = cli.run([*FAST, "pull", *extra, f"{proxy.host}/{img.ref}"], root)
+    assert done.returncode == 0, done.stderr
+    gets = synth_images.blob_gets(proxy, layer(img))
+    assert [g.range for g in gets] == [None, f"bytes={kept}-"], gets
+    sent = proxy.bytes_sent(path=layer(img))
+    print(f"killed with {kept} B on disk; {sent} B sent in all for {img.layer_sizes[0]} B")
+    assert sent < 1.05 * img.layer_sizes[0]
+    assert cli.ingest_leftovers(root) == []
+    if rootfs:
+        for path, sha in img.files.items():
+            data = (tmp_path / "rootfs" / path.lstrip("/")).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == sha
+
+
+def test_a_wrong_byte_is_fetched_once_more_from_zero(proxy, image, tmp_path):
+    _, img = image
+    root = tmp_path / "store"
+    proxy.add(Fault.flip_byte(offset=12345), path=layer(img), times=1)
+    done = cli.run([*FAST, "pull", f"{proxy.host}/{img.ref}"], root)
+    assert done.returncode == 0, done.stderr
+    assert "Checksum mismatch, downloading again" in done.stdout, done.stdout
+    gets = synth_images.blob_gets(proxy, layer(img))
+    assert [(g.range, g.status) for g in gets] == [(None, 200), (None, 200)], gets
+    cli.run(["verify"], root, check=True)
+
+
+def test_wrong_twice_fails_naming_blob_expected_and_actual(proxy, image, tmp_path):
+    _, img = image
+    root = tmp_path / "store"
+    proxy.add(Fault.flip_byte(offset=12345), path=layer(img), times=None)
+    done = cli.run([*FAST, "pull", f"{proxy.host}/{img.ref}"], root)
+    assert done.returncode == 1
+    message = done.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    for needle in (f"layer {layer(img)}", f"expected {layer(img)}", "got sha256:", "wrong both times"):
+        assert needle in message, message
+    assert len(synth_images.blob_gets(proxy, layer(img))) == 2
+    assert layer(img).split(":")[1] not in cli.blobs(root)
+    assert cli.ingest_leftovers(root) == []
+
+
+def test_a_mangled_partial_is_discarded_and_refetched(proxy, image, tmp_path):
+    """What a power cut may leave: a partial whose bytes are not the blob's."""
+    _, img = image
+    root = tmp_path / "store"
+    (root / "ingest").mkdir(parents=True)
+    partial = root / "ingest" / (layer(img).split(":")[1] + ".partial")
+    partial.write_bytes(os.urandom(1_000_000))
+    done = cli.run([*FAST, "pull", f"{proxy.host}/{img.ref}"], root)
+    assert done.returncode == 0, done.stderr
+    gets = synth_images.blob_gets(proxy, layer(img))
+    assert [g.range for g in gets] == ["bytes=1000000-", None], gets
+    cli.run(["verify"], root, check=True)
+
+
+def test_with_a_rootfs_a_wrong_blob_already_applied_is_not_refetched(proxy, image, tmp_path):
+    _, img = image
+    root = tmp_path / "store"
+    proxy.add(Fault.flip_byte(offset=12345), path=layer(img), times=1)
+    done = cli.run([*FAST, "pull", "--rootfs", str(tmp_path / "rootfs"), f"{proxy.host}/{img.ref}"], root)
+    assert done.returncode == 1
+    message = done.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert f"expected {layer(img)}" in message and "already applied to the rootfs" in message, message
+    assert cli.index_names(root) == [] and cli.ingest_leftovers(root) == []
+    # A new pull (a fresh rootfs directory) gets it right.
+    again = cli.run([*FAST, "pull", "--rootfs", str(tmp_path / "rootfs2"), f"{proxy.host}/{img.ref}"], root)
+    assert again.returncode == 0, again.stderr
