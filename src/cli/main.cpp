@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include "cli/progress.h"
+#include "cli/tty_progress.h"
 #include "imgpull/credentials.h"
 #include "imgpull/export.h"
 #include "imgpull/images.h"
@@ -24,6 +26,7 @@
 namespace {
 
 using namespace imgpull;
+using cli::human_size;
 namespace fs = std::filesystem;
 
 struct GlobalOptions {
@@ -95,44 +98,28 @@ struct PullFlags {
   std::string platform;
   int max_concurrent_downloads = 3;
   bool quiet = false;
+  bool json = false;
 };
 
-// Prints docker's non-terminal pull output: one line per layer state change.
-class PlainProgress {
- public:
-  explicit PlainProgress(const Reference& ref) : ref_(ref) {}
+// How pull reports progress: see README "Output".
+enum class PullOutput { kTerminal, kPlain, kQuiet, kJson };
 
-  void operator()(const PullEvent& e) {
-    std::string id = e.layer ? e.layer->short_hex() : "";
-    switch (e.kind) {
-      case PullEvent::Kind::kResolved:
-        std::cout << fmt::format("{}: Pulling from {}\n",
-                                 ref_.digest ? ref_.digest->str() : ref_.tag.value_or("latest"), ref_.path);
-        break;
-      case PullEvent::Kind::kLayerExists: line(id, "Already exists"); break;
-      case PullEvent::Kind::kLayerWaiting: line(id, "Pulling fs layer"); break;
-      case PullEvent::Kind::kLayerDownloading:
-        if (started_.insert(id).second) line(id, "Downloading");
-        break;
-      case PullEvent::Kind::kLayerVerifying: line(id, "Verifying Checksum"); break;
-      case PullEvent::Kind::kLayerDownloaded: line(id, "Download complete"); break;
-      case PullEvent::Kind::kLayerExtracting: break;  // docker shows it only on a terminal
-      case PullEvent::Kind::kLayerComplete: line(id, "Pull complete"); break;
-    }
-    std::cout.flush();
-  }
-
- private:
-  static void line(const std::string& id, std::string_view what) {
-    std::cout << id << ": " << what << "\n";
-  }
-  const Reference& ref_;
-  std::set<std::string> started_;
-};
+PullOutput pull_output(const PullFlags& flags) {
+  if (flags.json) return PullOutput::kJson;
+  if (flags.quiet) return PullOutput::kQuiet;
+  const char* term = std::getenv("TERM");
+  bool dumb = term != nullptr && std::string_view(term) == "dumb";
+  return ::isatty(STDOUT_FILENO) && !dumb ? PullOutput::kTerminal : PullOutput::kPlain;
+}
 
 int run_pull(const GlobalOptions& g, const PullFlags& flags) {
+  PullOutput output = pull_output(flags);
+  auto failed = [&](const Error& error) {
+    if (output == PullOutput::kJson) std::cout << cli::error_json(error) << std::endl;
+    return fail(error);
+  };
   auto ref = Reference::parse(flags.reference);
-  if (!ref) return fail(ref.error());
+  if (!ref) return failed(ref.error());
   PullOptions options;
   options.max_concurrent_downloads = std::max(1, flags.max_concurrent_downloads);
   options.registry.insecure_registries = g.insecure_registries;
@@ -143,49 +130,69 @@ int run_pull(const GlobalOptions& g, const PullFlags& flags) {
   options.registry.retry.base_delay = std::min(options.registry.retry.base_delay, options.registry.retry.max_delay);
   if (!flags.platform.empty()) {
     auto platform = Platform::parse(flags.platform);
-    if (!platform) return fail(platform.error());
+    if (!platform) return failed(platform.error());
     options.platform = *platform;
   }
-  PlainProgress progress(*ref);
-  if (!flags.quiet) options.on_event = std::ref(progress);
+  http::ClientOptions http_options = client_options(g);
+  std::function<void(std::string_view)> warn = [](std::string_view w) { std::cerr << "Warning: " << w << "\n"; };
+
+  cli::PlainProgress plain(cli::pulling_from_line(*ref));
+  std::optional<cli::TtyProgress> tty;
+  switch (output) {
+    case PullOutput::kQuiet: break;
+    case PullOutput::kJson:
+      options.on_event = [](const PullEvent& e) { std::cout << cli::event_json(e) << std::endl; };
+      break;
+    case PullOutput::kPlain:
+      options.on_event = [&plain](const PullEvent& e) {
+        if (auto line = plain.on_event(e)) std::cout << *line << std::endl;
+      };
+      break;
+    case PullOutput::kTerminal:
+      tty.emplace(STDOUT_FILENO, cli::pulling_from_line(*ref));
+      options.on_event = [&tty](const PullEvent& e) { tty->on_event(e); };
+      // Lines for the same terminal go above the progress, not through it.
+      if (::isatty(STDERR_FILENO)) {
+        warn = [&tty](std::string_view w) { tty->print_above("Warning: " + std::string(w)); };
+        if (http_options.debug_log) {
+          http_options.debug_log = [&tty](std::string_view line) { tty->print_above("DEBUG " + std::string(line)); };
+        }
+      }
+      break;
+  }
 
   unpack::UniqueFd rootfs;
   if (!flags.rootfs.empty()) {
     auto dir = open_rootfs_dir(flags.rootfs, flags.force);
-    if (!dir) return fail(std::move(dir).error().wrap("pulling " + ref->str()));
+    if (!dir) return failed(std::move(dir).error().wrap("pulling " + ref->str()));
     rootfs = std::move(dir).value();
     options.rootfs_fd = rootfs.get();
-    options.apply.warn = [](std::string_view w) { std::cerr << "Warning: " << w << "\n"; };
+    options.apply.warn = warn;
     options.apply.max_uncompressed_bytes = flags.max_layer_bytes;
   }
   options.fetch_foreign_layers = flags.fetch_foreign_layers;
   auto store = open_store(g);
-  if (!store) return fail(store.error());
-  http::Client client(client_options(g));
+  if (!store) return failed(store.error());
+  http::Client client(std::move(http_options));
   auto result = pull_image(client, *store, *ref, options);
-  if (!result) return fail(result.error());
-  if (!flags.quiet) {
-    if (result->repo_digest) std::cout << "Digest: " << result->repo_digest->str() << "\n";
-    std::cout << fmt::format("Status: {} for {}\n",
-                             result->up_to_date ? "Image is up to date" : "Downloaded newer image",
-                             ref->familiar());
+  if (tty) tty->finish();
+  if (!result) return failed(result.error());
+  switch (output) {
+    case PullOutput::kJson: std::cout << cli::pulled_json(*result, *ref) << std::endl; return 0;
+    case PullOutput::kQuiet: break;
+    case PullOutput::kTerminal:
+    case PullOutput::kPlain:
+      if (result->repo_digest) std::cout << "Digest: " << result->repo_digest->str() << "\n";
+      std::cout << fmt::format("Status: {} for {}\n",
+                               result->up_to_date ? "Image is up to date" : "Downloaded newer image",
+                               ref->familiar());
+      break;
   }
   std::cout << ref->str() << "\n";
   return 0;
 }
 
 // ---- images ----
-
-// go-units' HumanSize, as docker prints sizes: decimal units, 3 significant digits.
-std::string human_size(double bytes) {
-  static const char* kUnits[] = {"B", "kB", "MB", "GB", "TB", "PB"};
-  int unit = 0;
-  while (bytes >= 1000 && unit < 5) {
-    bytes /= 1000;
-    ++unit;
-  }
-  return fmt::format("{:.3g}{}", bytes, kUnits[unit]);
-}
 
 // go-units' HumanDuration + " ago", as docker prints CREATED.
 std::string human_age(const std::string& rfc3339) {
@@ -590,7 +597,10 @@ int main(int argc, char** argv) {
   pull->add_option("--platform", pull_flags.platform, "os/arch[/variant] to pull from a multi-platform image");
   pull->add_option("--max-concurrent-downloads", pull_flags.max_concurrent_downloads,
                    "Layers downloaded at once")->default_val(3)->check(CLI::Range(1, 64));
-  pull->add_flag("-q,--quiet", pull_flags.quiet, "Print only the image reference");
+  auto* pull_quiet = pull->add_flag("-q,--quiet", pull_flags.quiet, "Print only the image reference");
+  pull->add_flag("--json", pull_flags.json,
+                 "Print progress as JSON, one object per line (see README), ending with a summary")
+      ->excludes(pull_quiet);
   pull->add_option("--rootfs", pull_flags.rootfs,
                    "Also make the image's root filesystem in DIR, applying layers as they download");
   pull->add_flag("--force", pull_flags.force, "With --rootfs: unpack into a directory that is not empty");
