@@ -91,7 +91,10 @@ void PullProgress::on_event(const PullEvent& event, ProgressClock::time_point no
     case PullEvent::Kind::kLayerExists: l.exists = true; break;
     case PullEvent::Kind::kLayerWaiting:
       l.download = Download::kWaiting;
-      if (!started_) started_ = now;
+      if (!started_) {
+        started_ = now;
+        sample(now);  // the rate's first baseline: nothing yet
+      }
       break;
     case PullEvent::Kind::kLayerDownloading:
       l.download = Download::kDownloading;
@@ -142,7 +145,7 @@ uint64_t PullProgress::bytes_done() const {
 
 void PullProgress::sample(ProgressClock::time_point now) {
   uint64_t done = bytes_done();
-  if (!samples_.empty() && now - samples_.back().at < kSampleSpacing) {
+  if (samples_.size() >= 2 && now - samples_.back().at < kSampleSpacing) {
     samples_.back().bytes = done;
   } else {
     samples_.push_back({now, done});

@@ -221,6 +221,16 @@ TEST(PullProgress, TotalLineHasBytesRateAndEta) {
   EXPECT_EQ(p.lines(t0 + 50s, 100).back(), "Downloaded 10MB in 40.0s (250kB/s)");
 }
 
+TEST(PullProgress, RateOfABurstCountsFromTheStart) {
+  PullProgress p("h");
+  p.on_event(resolved({layer_desc('a', 10'000'000)}), t0);
+  p.on_event(ev(Kind::kLayerWaiting, 'a', 0, 10'000'000), t0);
+  p.on_event(ev(Kind::kLayerDownloading, 'a', 1'000'000, 10'000'000), t0 + 100ms);
+  p.on_event(ev(Kind::kLayerDownloading, 'a', 2'000'000, 10'000'000), t0 + 120ms);
+  EXPECT_EQ(p.rate(t0 + 1s), 2'000'000.0);
+  EXPECT_EQ(p.rate(t0 + 2s), 1'000'000.0);
+}
+
 TEST(PullProgress, NoTotalLineWhenEverythingExists) {
   PullProgress p("h");
   p.on_event(resolved({layer_desc('a', 100)}), t0);
