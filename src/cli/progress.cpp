@@ -214,8 +214,9 @@ std::optional<std::string> PullProgress::total_line(ProgressClock::time_point no
   if (!fetching) return std::nullopt;
   if (finished_ && started_) {
     double seconds = std::chrono::duration<double>(*finished_ - *started_).count();
-    std::string took = seconds < 60 ? fmt::format("{:.1f}s", seconds)
-                                    : human_duration(std::chrono::seconds(static_cast<long>(seconds)));
+    std::string took = seconds < 1    ? fmt::format("{}ms", static_cast<long>(seconds * 1000))
+                       : seconds < 60 ? fmt::format("{:.1f}s", seconds)
+                                      : human_duration(std::chrono::seconds(static_cast<long>(seconds)));
     std::string line = fmt::format("Downloaded {} in {}", human_size(static_cast<double>(total), 4), took);
     if (seconds > 0) line += fmt::format(" ({}/s)", human_size(static_cast<double>(total) / seconds, 3));
     return line;

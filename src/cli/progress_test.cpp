@@ -231,6 +231,14 @@ TEST(PullProgress, RateOfABurstCountsFromTheStart) {
   EXPECT_EQ(p.rate(t0 + 2s), 1'000'000.0);
 }
 
+TEST(PullProgress, AQuickPullTookMilliseconds) {
+  PullProgress p("h");
+  p.on_event(resolved({layer_desc('a', 1'200'000)}), t0);
+  p.on_event(ev(Kind::kLayerWaiting, 'a', 0, 1'200'000), t0);
+  p.on_event(ev(Kind::kLayerDownloaded, 'a', 1'200'000, 1'200'000), t0 + 15ms);
+  EXPECT_EQ(p.lines(t0 + 20ms, 100).back(), "Downloaded 1.2MB in 15ms (80MB/s)");
+}
+
 TEST(PullProgress, NoTotalLineWhenEverythingExists) {
   PullProgress p("h");
   p.on_event(resolved({layer_desc('a', 100)}), t0);
