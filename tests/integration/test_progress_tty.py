@@ -99,10 +99,15 @@ class Tmux:
         return subprocess.run(["tmux", "-f", "/dev/null", "-L", self.socket, *args],
                               capture_output=True, text=True, check=check)
 
-    def start(self, argv, env):
+    def start(self, argv, env, raw_log=None):
+        """Runs argv in the session; raw_log: a file that gets every byte it writes to the terminal."""
         envs = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         command = f"env {envs} {shlex.join(argv)}; echo EXIT=$?; sleep 600"
+        if raw_log:
+            command = "sleep 0.5; " + command  # time to attach pipe-pane first
         self.tmux("new-session", "-d", "-s", "pull", "-x", str(self.width), "-y", str(self.height), command)
+        if raw_log:
+            self.tmux("pipe-pane", "-o", "-t", "pull", f"cat >> {shlex.quote(str(raw_log))}")
 
     def screen(self, join=False):
         """The visible rows, trailing blanks stripped, trailing empty rows dropped;
@@ -192,8 +197,10 @@ def test_terminal_shows_docker_like_progress_redrawn_in_place(registry, slow_pro
     image = registry.image
     ref = f"{slow_proxy.host}/slow:latest"
     t = tmux(100, 30)
+    raw_log = tmp_path / "terminal.raw"
+    started = time.monotonic()
     # Two at a time: the third layer waits for a slot.
-    t.start(pull_argv(tmp_path / "store", ref, "--max-concurrent-downloads", "2"), pull_env(tmp_path))
+    t.start(pull_argv(tmp_path / "store", ref, "--max-concurrent-downloads", "2"), pull_env(tmp_path), raw_log)
 
     mid = t.wait_for(paused_mid_transfer(image, 2), what="two layers paused mid-transfer")
     assert mid[0] == "latest: Pulling from slow", mid
@@ -211,7 +218,17 @@ def test_terminal_shows_docker_like_progress_redrawn_in_place(registry, slow_pro
     assert all(len(row) < 100 for row in mid), mid
 
     t.wait_for(exited, timeout=60, what="the pull to end")
+    elapsed = time.monotonic() - started
     assert_clean_final_screen(t, image, ref)
+
+    # What was written: at most ~10 frames a second, each one moving the cursor
+    # up once to the first changed line; no whole-screen clears; the header,
+    # which never changes, written once.
+    raw = raw_log.read_bytes()
+    frames = len(re.findall(rb"\x1b\[\d+A", raw))
+    assert 10 <= frames <= 10 * elapsed + 2, (frames, elapsed)
+    assert b"\x1b[J" not in raw and b"\x1b[2K" not in raw and b"\x1b[2J" not in raw
+    assert raw.count(b"latest: Pulling from slow") == 1
 
 
 def test_terminal_resized_mid_pull_keeps_one_row_per_line(registry, slow_proxy, tmux, tmp_path):
