@@ -175,13 +175,14 @@ def paused_mid_transfer(image, min_downloading):
     return check
 
 
-def assert_clean_final_screen(t, image, ref):
-    """One row per layer, each `Pull complete`; nothing else but docker's lines."""
-    screen = t.screen()
+def assert_clean_final_screen(t, image, ref, skip=0):
+    """One row per layer, each `Pull complete`; nothing else but docker's lines
+    (after `skip` rows printed above the progress)."""
+    screen = t.screen()[skip:]
     frame = 1 + len(image.ids) + 1
     assert all(len(row) < t.width for row in screen[:frame]), screen
     # The lines printed after the progress may wrap, as any output does.
-    screen = screen[:frame] + t.screen(join=True)[frame:]
+    screen = screen[:frame] + t.screen(join=True)[-4:]
     assert screen[-1] == "EXIT=0", screen
     assert screen[0] == "latest: Pulling from slow", screen
     for layer_id in image.ids:
@@ -251,6 +252,24 @@ def test_terminal_resized_mid_pull_keeps_one_row_per_line(registry, slow_proxy, 
 
     t.wait_for(exited, timeout=60, what="the pull to end")
     assert_clean_final_screen(t, image, ref)
+
+
+def test_terminal_log_lines_go_above_the_progress(registry, slow_proxy, tmux, tmp_path):
+    image = registry.image
+    ref = f"{slow_proxy.host}/slow:latest"
+    t = tmux(100, 40)
+    argv = pull_argv(tmp_path / "store", ref, "--rootfs", str(tmp_path / "rootfs"))
+    argv.insert(1, "-D")  # a DEBUG line for every HTTP exchange, some while the layers download
+    t.start(argv, pull_env(tmp_path))
+    t.wait_for(exited, timeout=60, what="the pull to end")
+    rows = t.screen()
+    header = rows.index("latest: Pulling from slow")
+    logged = t.screen(join=True)[:-(1 + len(image.ids) + 1 + 4)]
+    assert all(row.startswith("DEBUG ") for row in logged), logged
+    for digest, _ in image.layers:  # the layer GETs, logged as each finished
+        assert any(f"/blobs/{digest} -> 200" in row for row in logged), logged
+    assert_clean_final_screen(t, image, ref, skip=header)
+    assert (tmp_path / "rootfs" / "random.bin").is_file()
 
 
 def test_terminal_quiet_prints_only_the_reference(registry, tmux, tmp_path):
