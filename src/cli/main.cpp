@@ -5,11 +5,13 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <iostream>
-#include <map>
-#include <set>
+#include <optional>
+#include <string_view>
 
 #include <fmt/format.h>
 
