@@ -48,7 +48,8 @@ struct PullEvent {
     kLayerDownloading,  // bytes arriving: current/total
     kLayerVerifying,    // all bytes in, checking size and digest
     kLayerDownloaded,   // verified and committed to the store
-    kLayerExtracting,   // being applied to the rootfs
+    kLayerExtracting,   // being applied to the rootfs: current/total compressed bytes read
+                        // (0 when it starts, total once the layer is applied)
     kLayerComplete,     // nothing more to do for this layer
   };
   Kind kind;

@@ -8,17 +8,23 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
+#include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "docs.h"
 #include "imgpull/client.h"
+#include "progress.h"
+#include "tty_progress.h"
 #include "imgpull/credentials.h"
 #include "imgpull/export.h"
 #include "imgpull/images.h"
@@ -28,6 +34,7 @@
 namespace {
 
 using namespace imgpull;
+using cli::human_size;
 namespace fs = std::filesystem;
 
 struct GlobalOptions {
@@ -111,93 +118,91 @@ struct PullFlags {
   std::string platform;
   int max_concurrent_downloads = 3;
   bool quiet = false;
+  bool json = false;
 };
 
-// Prints docker's non-terminal pull output: one line per layer state change.
-class PlainProgress {
- public:
-  explicit PlainProgress(const Reference& ref) : ref_(ref) {}
+// How pull reports progress: see README "Output".
+enum class PullOutput { kTerminal, kPlain, kQuiet, kJson };
 
-  void operator()(const PullEvent& e) {
-    std::string id = e.layer ? e.layer->short_hex() : "";
-    switch (e.kind) {
-      case PullEvent::Kind::kResolved:
-        std::cout << fmt::format("{}: Pulling from {}\n",
-                                 ref_.digest ? ref_.digest->str() : ref_.tag.value_or("latest"), ref_.path);
-        break;
-      case PullEvent::Kind::kLayerExists: line(id, "Already exists"); break;
-      case PullEvent::Kind::kLayerWaiting: line(id, "Pulling fs layer"); break;
-      case PullEvent::Kind::kLayerResumed:
-        line(id, fmt::format("Resuming from byte {} of {}", e.current, e.total));
-        break;
-      case PullEvent::Kind::kLayerRefetching: line(id, "Checksum mismatch, downloading again"); break;
-      case PullEvent::Kind::kLayerDownloading:
-        if (started_.insert(id).second) line(id, "Downloading");
-        break;
-      case PullEvent::Kind::kLayerVerifying: line(id, "Verifying Checksum"); break;
-      case PullEvent::Kind::kLayerDownloaded: line(id, "Download complete"); break;
-      case PullEvent::Kind::kLayerExtracting: break;  // docker shows it only on a terminal
-      case PullEvent::Kind::kLayerComplete: line(id, "Pull complete"); break;
-    }
-    std::cout.flush();
-  }
-
- private:
-  static void line(const std::string& id, std::string_view what) {
-    std::cout << id << ": " << what << "\n";
-  }
-  const Reference& ref_;
-  std::set<std::string> started_;
-};
+PullOutput pull_output(const PullFlags& flags) {
+  if (flags.json) return PullOutput::kJson;
+  if (flags.quiet) return PullOutput::kQuiet;
+  const char* term = std::getenv("TERM");
+  bool dumb = term != nullptr && std::string_view(term) == "dumb";
+  return ::isatty(STDOUT_FILENO) && !dumb ? PullOutput::kTerminal : PullOutput::kPlain;
+}
 
 void warn(std::string_view what) { std::cerr << "Warning: " << what << "\n"; }
 
 int run_pull(const GlobalOptions& g, const PullFlags& flags) {
+  PullOutput output = pull_output(flags);
+  auto failed = [&](const Error& error) {
+    if (output == PullOutput::kJson) std::cout << cli::error_json(error) << std::endl;
+    return fail(error);
+  };
   auto ref = Reference::parse(flags.reference);
-  if (!ref) return fail(ref.error());
+  if (!ref) return failed(ref.error());
   PullRequest request;
   request.max_concurrent_downloads = flags.max_concurrent_downloads;
   if (!flags.platform.empty()) {
     auto platform = Platform::parse(flags.platform);
-    if (!platform) return fail(platform.error());
+    if (!platform) return failed(platform.error());
     request.platform = *platform;
   }
-  PlainProgress progress(*ref);
-  if (!flags.quiet) request.on_event = std::ref(progress);
+  ClientOptions options = client_options(g);
+  options.cancelled = interrupted;
+  request.on_warning = warn;
+
+  cli::PlainProgress plain(cli::pulling_from_line(*ref));
+  std::optional<cli::TtyProgress> tty;
+  switch (output) {
+    case PullOutput::kQuiet: break;
+    case PullOutput::kJson:
+      request.on_event = [](const PullEvent& e) { std::cout << cli::event_json(e) << std::endl; };
+      break;
+    case PullOutput::kPlain:
+      request.on_event = [&plain](const PullEvent& e) {
+        if (auto line = plain.on_event(e)) std::cout << *line << std::endl;
+      };
+      break;
+    case PullOutput::kTerminal:
+      tty.emplace(STDOUT_FILENO, cli::pulling_from_line(*ref));
+      request.on_event = [&tty](const PullEvent& e) { tty->on_event(e); };
+      // Lines for the same terminal go above the progress, not through it.
+      if (::isatty(STDERR_FILENO)) {
+        request.on_warning = [&tty](std::string_view w) { tty->print_above("Warning: " + std::string(w)); };
+        if (options.debug_log) {
+          options.debug_log = [&tty](std::string_view line) { tty->print_above("DEBUG " + std::string(line)); };
+        }
+      }
+      break;
+  }
   request.rootfs = flags.rootfs;
   request.force = flags.force;
   request.max_layer_bytes = flags.max_layer_bytes;
-  request.on_warning = warn;
   request.fetch_foreign_layers = flags.fetch_foreign_layers;
-  ClientOptions options = client_options(g);
-  options.cancelled = interrupted;
   auto client = Client::open(std::move(options));
-  if (!client) return fail(client.error());
+  if (!client) return failed(client.error());
   auto result = client->pull(*ref, request);
+  if (tty) tty->finish();
   if (interrupted()) return interrupted_exit(client->store().root());
-  if (!result) return fail(result.error());
-  if (!flags.quiet) {
-    if (result->repo_digest) std::cout << "Digest: " << result->repo_digest->str() << "\n";
-    std::cout << fmt::format("Status: {} for {}\n",
-                             result->up_to_date ? "Image is up to date" : "Downloaded newer image",
-                             ref->familiar());
+  if (!result) return failed(result.error());
+  switch (output) {
+    case PullOutput::kJson: std::cout << cli::pulled_json(*result, *ref) << std::endl; return 0;
+    case PullOutput::kQuiet: break;
+    case PullOutput::kTerminal:
+    case PullOutput::kPlain:
+      if (result->repo_digest) std::cout << "Digest: " << result->repo_digest->str() << "\n";
+      std::cout << fmt::format("Status: {} for {}\n",
+                               result->up_to_date ? "Image is up to date" : "Downloaded newer image",
+                               ref->familiar());
+      break;
   }
   std::cout << ref->str() << "\n";
   return 0;
 }
 
 // ---- images ----
-
-// go-units' HumanSize, as docker prints sizes: decimal units, 3 significant digits.
-std::string human_size(double bytes) {
-  static const char* kUnits[] = {"B", "kB", "MB", "GB", "TB", "PB"};
-  int unit = 0;
-  while (bytes >= 1000 && unit < 5) {
-    bytes /= 1000;
-    ++unit;
-  }
-  return fmt::format("{:.3g}{}", bytes, kUnits[unit]);
-}
 
 // go-units' HumanDuration + " ago", as docker prints CREATED.
 std::string human_age(const std::string& rfc3339) {
@@ -593,7 +598,10 @@ int main(int argc, char** argv) {
   pull->add_option("--platform", pull_flags.platform, "os/arch[/variant] to pull from a multi-platform image");
   pull->add_option("--max-concurrent-downloads", pull_flags.max_concurrent_downloads,
                    "Layers downloaded at once")->default_val(3)->check(CLI::Range(1, 64));
-  pull->add_flag("-q,--quiet", pull_flags.quiet, "Print only the image reference");
+  auto* pull_quiet = pull->add_flag("-q,--quiet", pull_flags.quiet, "Print only the image reference");
+  pull->add_flag("--json", pull_flags.json,
+                 "Print progress as JSON, one object per line (see README), ending with a summary")
+      ->excludes(pull_quiet);
   pull->add_option("--rootfs", pull_flags.rootfs,
                    "Also make the image's root filesystem in DIR, applying layers as they download");
   pull->add_flag("--force", pull_flags.force, "With --rootfs: unpack into a directory that is not empty");

@@ -44,6 +44,30 @@ class EventSink {
   std::mutex mutex_;
 };
 
+// What the rootfs applier has read of a layer (compressed bytes, as the
+// download counts them), reported as kLayerExtracting events.
+class ExtractProgress : public unpack::ByteSource {
+ public:
+  ExtractProgress(unpack::ByteSource& inner, EventSink& events, const Descriptor& layer)
+      : inner_(inner), events_(events), layer_(layer) {}
+  Result<size_t> read(void* buf, size_t n) override {
+    IMGPULL_ASSIGN_OR_RETURN(size_t got, inner_.read(buf, n));
+    read_ += got;
+    if (got > 0 && read_ >= next_report_) {
+      events_.layer(PullEvent::Kind::kLayerExtracting, layer_, read_);
+      next_report_ = read_ + kProgressEveryBytes;
+    }
+    return got;
+  }
+
+ private:
+  unpack::ByteSource& inner_;
+  EventSink& events_;
+  const Descriptor& layer_;
+  uint64_t read_ = 0;
+  uint64_t next_report_ = kProgressEveryBytes;
+};
+
 struct ResolvedImage {
   ImageManifest manifest;
   FetchedManifest fetched;               // the manifest as the registry (or store) has it
@@ -501,11 +525,13 @@ Result<PullResult> pull(http::Client& client, Store& store, const Reference& ref
           source = std::move(file).value();
         }
         events.layer(PullEvent::Kind::kLayerExtracting, layer);
-        auto applied = apply_verified_layer(options.rootfs_fd, manifest, *config, i, *source, options.apply);
+        ExtractProgress counted(*source, events, layer);
+        auto applied = apply_verified_layer(options.rootfs_fd, manifest, *config, i, counted, options.apply);
         if (!applied) {
           apply_error = std::move(applied).error();
           break;
         }
+        events.layer(PullEvent::Kind::kLayerExtracting, layer, layer.size);  // all of it applied
         if (it != followed.end()) events.layer(PullEvent::Kind::kLayerComplete, layer, layer.size);
       }
       if (apply_error && downloader) downloader->cancel(*apply_error);
