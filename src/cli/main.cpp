@@ -15,6 +15,7 @@
 
 #include "imgpull/credentials.h"
 #include "imgpull/export.h"
+#include "imgpull/hosts.h"
 #include "imgpull/images.h"
 #include "imgpull/pull.h"
 #include "imgpull/reference.h"
@@ -53,17 +54,13 @@ http::ClientOptions client_options(const GlobalOptions& g) {
     options.debug_log = [](std::string_view line) { std::cerr << "DEBUG " << line << "\n"; };
   }
   auto dirs = certs_search_path(g);
-  options.ca_file_for_host = [dirs](std::string_view host) -> std::string {
-    for (const auto& dir : dirs) {
-      fs::path ca = fs::path(dir) / std::string(host) / "ca.crt";
-      std::error_code ec;
-      if (fs::is_regular_file(ca, ec)) return ca.string();
-    }
-    return "";
-  };
   auto insecure = g.insecure_registries;
-  options.skip_tls_verify = [insecure](std::string_view host) {
-    return is_insecure_host(host, insecure);
+  // certs.d/<host>/: *.crt CAs and a client.cert/client.key pair, as Docker
+  // reads them; --insecure-registry turns verification off.
+  options.tls_for_host = [dirs, insecure](std::string_view host) -> Result<http::TlsSettings> {
+    IMGPULL_ASSIGN_OR_RETURN(http::TlsSettings tls, tls_from_cert_dirs(dirs, host));
+    if (is_insecure_host(host, insecure)) tls.skip_verify = true;
+    return tls;
   };
   return options;
 }
@@ -137,6 +134,9 @@ int run_pull(const GlobalOptions& g, const PullFlags& flags) {
   options.max_concurrent_downloads = std::max(1, flags.max_concurrent_downloads);
   options.registry.insecure_registries = g.insecure_registries;
   options.registry.credentials = docker_config_credentials();
+  auto hosts = load_hosts_config(certs_search_path(g), ref->domain, ref->registry_host());
+  if (!hosts) return fail(std::move(hosts).error().wrap("pulling " + ref->str()));
+  options.registry.hosts = std::move(hosts).value();
   options.registry.retry.max_retries = g.retries;
   options.registry.retry.max_delay =
       std::chrono::milliseconds(static_cast<int64_t>(g.retry_max_wait_seconds * 1000));
