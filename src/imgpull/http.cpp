@@ -405,7 +405,14 @@ Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, cons
                                   format_bytes_binary(ex.body_bytes), micros / 1000));
   }
   if (ex.abort_reason) return std::move(*ex.abort_reason);
-  if (code != CURLE_OK) return transport_error(code, error_buffer, url);
+  if (code != CURLE_OK) {
+    Error error = transport_error(code, error_buffer, url);
+    if (!proxy.empty()) {
+      std::string shown = origin_of(proxy);  // never the proxy's user:password
+      error.wrap(fmt::format("through proxy {}", shown.empty() ? "(from the environment)" : shown));
+    }
+    return error;
+  }
   return response;
 }
 

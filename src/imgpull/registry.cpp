@@ -179,50 +179,101 @@ Result<std::unique_ptr<RegistryClient>> RegistryClient::connect(http::Client& cl
                fmt::format("no host for {} could be reached (from {}): {}", ref.domain, registry->hosts_source_, tried));
 }
 
-Status RegistryClient::ensure_connected(Endpoint& e) {
-  std::lock_guard lock(connect_mutex_);
-  if (e.connected) return {};
-  if (e.failure) return *e.failure;
-  const std::string& host = e.config.host;
-  bool explicit_http = e.config.scheme == "http";
-  bool plain_allowed = explicit_http || is_loopback_host(host) || is_insecure_host(host, options_.insecure_registries);
+Result<Ping> ping_endpoint(http::Client& client, const RegistryEndpoint& endpoint,
+                           const std::vector<std::string>& insecure_registries) {
+  const std::string& host = endpoint.host;
+  bool explicit_http = endpoint.scheme == "http";
+  bool plain_allowed = explicit_http || is_loopback_host(host) || is_insecure_host(host, insecure_registries);
   http::Request ping;
-  ping.tls = e.config.tls;
-  ping.url = (explicit_http ? "http://" : "https://") + host + e.config.path + "/";
-  auto response = client_.fetch(ping);
+  ping.tls = endpoint.tls;
+  ping.url = (explicit_http ? "http://" : "https://") + host + endpoint.path + "/";
+  auto response = client.fetch(ping);
   bool plain_http = explicit_http;
   // Like Docker, a host allowed plain http is tried with TLS first; unlike
   // Docker, an untrusted certificate there is an error, not a reason to
   // downgrade.
   if (!explicit_http && !response.ok() && plain_allowed &&
       (response.error().code() != ErrorCode::kTls || http::is_tls_handshake_failure(response.error()))) {
-    ping.url = "http://" + host + e.config.path + "/";
-    response = client_.fetch(ping);
+    ping.url = "http://" + host + endpoint.path + "/";
+    response = client.fetch(ping);
     plain_http = true;
+  }
+  if (!response.ok()) {
+    Error error = std::move(response).error();
+    if (error.code() == ErrorCode::kTls && !http::is_tls_handshake_failure(error) && !endpoint.tls &&
+        error.message().find("client certificate") == std::string::npos) {
+      error.wrap(fmt::format("registry {} (put its CA certificate in certs.d/{}/ca.crt)", host, host));
+    }
+    return error;
+  }
+  return Ping{(plain_http ? "http://" : "https://") + host + endpoint.path, plain_http, std::move(response).value()};
+}
+
+Status check_login(http::Client& client, std::string_view host, std::string_view registry_domain,
+                   const Credentials& credentials, const std::vector<std::string>& insecure_registries) {
+  RegistryEndpoint endpoint;
+  endpoint.host = std::string(host);
+  IMGPULL_ASSIGN_OR_RETURN(Ping ping, ping_endpoint(client, endpoint, insecure_registries));
+  const std::string url = ping.base_url + "/";
+  if (ping.response.status == 200) return {};  // asks for nothing: docker, too, says it succeeded
+  if (ping.response.status != 401) {
+    return Error(code_for_status(ping.response.status),
+                 fmt::format("{} answered HTTP {} to GET {}: {}", host, ping.response.status, url,
+                             registry_error_text(ping.response)));
+  }
+  auto challenges = parse_www_authenticate(ping.response.header("www-authenticate"));
+  if (!challenges) return std::move(challenges).error().wrap(url);
+  CredentialLookup given = [&](std::string_view) -> Result<std::optional<Credentials>> {
+    return std::optional<Credentials>(credentials);
+  };
+  Authenticator auth(client, std::string(registry_domain), given, ping.plain_http);
+  auth.set_challenges(std::move(challenges).value());
+  IMGPULL_ASSIGN_OR_RETURN(std::optional<std::string> authorization, auth.authorization(""));
+  http::Request check;
+  check.url = url;
+  check.authorization = authorization;
+  IMGPULL_ASSIGN_OR_RETURN(http::Response response, client.fetch(check));
+  if (response.status == 401 || response.status == 403) {
+    return Error(ErrorCode::kUnauthorized,
+                 fmt::format("{} refused the credentials of {}: {} (HTTP {} from GET {}): wrong username or password?",
+                             host, credentials.username, registry_error_text(response), response.status, url));
+  }
+  if (response.status != 200) {
+    return Error(code_for_status(response.status),
+                 fmt::format("{} answered HTTP {} to GET {}: {}", host, response.status, url,
+                             registry_error_text(response)));
+  }
+  return {};
+}
+
+Status RegistryClient::ensure_connected(Endpoint& e) {
+  std::lock_guard lock(connect_mutex_);
+  if (e.connected) return {};
+  if (e.failure) return *e.failure;
+  auto ping = ping_endpoint(client_, e.config, options_.insecure_registries);
+  if (!ping) {
+    e.failure = ping.error();
+    return std::move(ping).error();
   }
   auto failed = [&](Error error) -> Status {
     e.failure = error;
     return error;
   };
-  if (!response.ok()) {
-    Error error = std::move(response).error();
-    if (error.code() == ErrorCode::kTls && !http::is_tls_handshake_failure(error) && !e.config.tls) {
-      error.wrap(fmt::format("registry {} (put its CA certificate in certs.d/{}/ca.crt)", host, host));
-    }
-    return failed(std::move(error));
-  }
+  const http::Response* response = &ping->response;
+  const std::string& host = e.config.host;
+  bool plain_http = ping->plain_http;
   auto auth = std::make_unique<Authenticator>(client_, e.credentials_domain, options_.credentials, plain_http);
   if (response->status == 401) {
     auto challenges = parse_www_authenticate(response->header("www-authenticate"));
-    if (!challenges) return failed(std::move(challenges).error().wrap(ping.url));
+    if (!challenges) return failed(std::move(challenges).error().wrap(ping->base_url + "/"));
     auth->set_challenges(std::move(challenges).value());
   } else if (response->status == 404) {
     return failed(Error(ErrorCode::kNotFound,
-                        fmt::format("{} does not serve the registry API (GET {} answered 404)", host, ping.url)));
+                        fmt::format("{} does not serve the registry API (GET {}/ answered 404)", host, ping->base_url)));
   } else if (response->status != 200) {
     return failed(response_error(*response, "ping"));
   }
-  e.base_url = (plain_http ? "http://" : "https://") + host + e.config.path;
+  e.base_url = ping->base_url;
   e.plain_http = plain_http;
   e.auth = std::move(auth);
   e.connected = true;

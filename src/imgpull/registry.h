@@ -70,6 +70,24 @@ struct RegistryOptions {
 using http::is_loopback_host;
 bool is_insecure_host(std::string_view host, const std::vector<std::string>& insecure_registries);
 
+// A host's answer to GET <base>/ (the API version check), reached as
+// RegistryClient reaches hosts: https first, plain http only when allowed.
+struct Ping {
+  std::string base_url;  // "https://host:port/v2"
+  bool plain_http = false;
+  http::Response response;
+};
+Result<Ping> ping_endpoint(http::Client& client, const RegistryEndpoint& endpoint,
+                           const std::vector<std::string>& insecure_registries);
+
+// What `imgpull login` checks before it stores anything, as docker login
+// does: GET /v2/ on the registry itself (`host`, "registry-1.docker.io" for
+// Docker Hub), then its challenge answered with `credentials` (Basic, or a
+// token fetched from the realm without a scope) and GET /v2/ again, which
+// must answer 200. Wrong credentials are kUnauthorized.
+Status check_login(http::Client& client, std::string_view host, std::string_view registry_domain,
+                   const Credentials& credentials, const std::vector<std::string>& insecure_registries);
+
 struct FetchedManifest {
   std::string bytes;
   std::string content_type;
