@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fmt/format.h>
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <array>
@@ -72,6 +73,8 @@ struct Exchange {
   size_t max_body = 0;
   uint64_t body_bytes = 0;
   std::optional<Error> abort_reason;
+  // The server asked for a TLS client certificate and we had none to give.
+  bool client_certificate_requested = false;
 
   long status() const {
     long code = 0;
@@ -152,15 +155,6 @@ Error transport_error(CURLcode code, const char* detail, std::string_view url) {
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
-      // TLS 1.3 servers refuse a missing client certificate after the
-      // handshake, so it can show as a receive error too.
-      if (what.find("certificate required") != std::string::npos) {
-        return Error(ErrorCode::kTls,
-                     fmt::format("{} requires a TLS client certificate and none was accepted (put "
-                                 "client.cert and client.key in certs.d/<host>/, or set client in "
-                                 "hosts.toml): {}",
-                                 where, what));
-      }
       if (code != CURLE_SSL_CONNECT_ERROR) {
         return Error(ErrorCode::kUnavailable, fmt::format("request to {} failed: {}", where, what));
       }
@@ -168,6 +162,23 @@ Error transport_error(CURLcode code, const char* detail, std::string_view url) {
     default:
       return Error(ErrorCode::kUnavailable, fmt::format("request to {} failed: {}", where, what));
   }
+}
+
+// The exchange being performed on this thread, for OpenSSL's callbacks: a
+// transfer runs start to end inside curl_easy_perform on one thread.
+thread_local Exchange* current_exchange = nullptr;
+
+// OpenSSL calls this when the server requests a client certificate and none
+// is configured: noting it lets us say so, where the failure itself (a TLS
+// 1.3 server closing after the handshake) reads like a network error.
+int on_client_certificate_request(SSL*, X509**, EVP_PKEY**) {
+  if (current_exchange != nullptr) current_exchange->client_certificate_requested = true;
+  return 0;  // none: the handshake goes on without one
+}
+
+CURLcode on_ssl_context(CURL*, void* ssl_ctx, void*) {
+  SSL_CTX_set_client_cert_cb(static_cast<SSL_CTX*>(ssl_ctx), on_client_certificate_request);
+  return CURLE_OK;
 }
 
 // libcurl asks for a lock per kind of shared data (DNS cache, TLS sessions).
@@ -368,6 +379,7 @@ Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, cons
     curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
     if (!tls.client_key_file.empty()) curl_easy_setopt(h, CURLOPT_SSLKEY, tls.client_key_file.c_str());
   }
+  if (tls.client_cert_file.empty()) curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_context);
   if (tls.skip_verify) {
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -390,7 +402,9 @@ Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, cons
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
   }
 
+  current_exchange = &ex;
   CURLcode code = curl_easy_perform(h);
+  current_exchange = nullptr;
   curl_slist_free_all(headers);
   curl_off_t micros = 0;
   curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &micros);
@@ -407,6 +421,12 @@ Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, cons
   if (ex.abort_reason) return std::move(*ex.abort_reason);
   if (code != CURLE_OK) {
     Error error = transport_error(code, error_buffer, url);
+    if (ex.client_certificate_requested) {
+      error = Error(ErrorCode::kTls,
+                    fmt::format("{} requires a TLS client certificate and none is configured for {} (put "
+                                "client.cert and client.key in certs.d/{}/, or set client in hosts.toml): {}",
+                                loggable_url(url), host, host, error.message()));
+    }
     if (!proxy.empty()) {
       std::string shown = origin_of(proxy);  // never the proxy's user:password
       error.wrap(fmt::format("through proxy {}", shown.empty() ? "(from the environment)" : shown));
