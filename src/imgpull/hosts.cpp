@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <toml++/toml.h>
 
 namespace imgpull {
@@ -78,7 +79,7 @@ Result<RegistryEndpoint> parse_endpoint(std::string url, const toml::table& tabl
     if (!b) return invalid(origin, where + "override_path must be true or false");
     override_path = *b;
   }
-  if (!url.starts_with("http://") && !url.starts_with("https://")) url = "https://" + url;
+  if (url.find("://") == std::string::npos) url = "https://" + url;  // "mirror:5000" means https
   CURLU* u = curl_url();
   char* scheme = nullptr;
   char* host = nullptr;
@@ -228,23 +229,35 @@ Result<HostsConfig> parse_hosts_toml(std::string_view text, const std::string& d
 
 Result<HostsConfig> load_hosts_config(const std::vector<std::string>& roots, std::string_view ns,
                                       std::string_view default_host) {
-  std::vector<std::string> names = directory_names(ns);
-  names.emplace_back("_default");
-  for (const auto& name : names) {
+  // The namespace's own directory: with hosts.toml, that; without, a
+  // certs.d directory of Docker's kind (the registry itself, its TLS from
+  // the files, see tls_from_cert_dirs), and no _default mirrors either.
+  auto find = [&](const std::string& name) -> std::optional<fs::path> {
     for (const auto& root : roots) {
-      fs::path dir = fs::path(root) / name;
       std::error_code ec;
-      if (!fs::is_directory(dir, ec)) continue;
-      fs::path file = dir / "hosts.toml";
-      if (!fs::exists(file, ec)) {
-        // A certs.d directory of Docker's kind: the registry itself, its
-        // TLS from the files (tls_from_cert_dirs).
-        if (name != "_default") break;
-        continue;
-      }
-      IMGPULL_ASSIGN_OR_RETURN(std::string text, read_small_file(file.string(), "hosts file"));
-      return parse_hosts_toml(text, dir.string(), default_host, file.string());
+      if (fs::is_directory(fs::path(root) / name, ec)) return fs::path(root) / name;
     }
+    return std::nullopt;
+  };
+  std::optional<fs::path> dir;
+  for (const auto& name : directory_names(ns)) {
+    if ((dir = find(name))) break;
+  }
+  if (!dir) {
+    // _default applies only through a hosts.toml.
+    for (const auto& root : roots) {
+      std::error_code ec;
+      if (fs::exists(fs::path(root) / "_default" / "hosts.toml", ec)) {
+        dir = fs::path(root) / "_default";
+        break;
+      }
+    }
+  }
+  std::error_code ec;
+  if (dir && fs::exists(*dir / "hosts.toml", ec)) {
+    std::string file = (*dir / "hosts.toml").string();
+    IMGPULL_ASSIGN_OR_RETURN(std::string text, read_small_file(file, "hosts file"));
+    return parse_hosts_toml(text, dir->string(), default_host, file);
   }
   HostsConfig config;
   RegistryEndpoint self;
