@@ -11,7 +11,7 @@ packages=(
   cmake g++ make pkg-config git ca-certificates
   # libraries
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libisal-dev libzstd-dev
-  libarchive-dev libcli11-dev libfmt-dev
+  libarchive-dev libcli11-dev libfmt-dev libtomlplusplus-dev
   # unit tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # integration tests against a real registry (tests/registry/)

@@ -76,8 +76,10 @@ struct ClientOptions {
   // Hosts ("host:port" or "host") that may use plain http or an unverified
   // certificate. localhost and 127.0.0.0/8 may use plain http regardless.
   std::vector<std::string> insecure_registries;
-  // Directories of <host>/ca.crt, searched before /etc/imgpull/certs.d,
-  // /etc/docker/certs.d and /etc/containerd/certs.d.
+  // certs.d directories, searched before /etc/imgpull/certs.d,
+  // /etc/docker/certs.d and /etc/containerd/certs.d: <host>/hosts.toml
+  // (containerd's: mirrors, CAs, client certificates), else Docker's
+  // <host>/*.crt and <host>/client.cert + client.key.
   std::vector<std::filesystem::path> certs_dirs;
   // Attempts after the first for a failed request (5xx, 429, network error),
   // and the longest wait between two, Retry-After included.
@@ -143,6 +145,14 @@ class Client {
   explicit Client(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// What `imgpull login` checks before it stores anything, as docker login
+// does: GET /v2/ on `registry_host` ("registry-1.docker.io" for Docker Hub),
+// its challenge answered with `credentials` (Basic, or a token from the realm
+// without a scope), and GET /v2/ again, which must answer 200. Wrong
+// credentials are kUnauthorized. Nothing is stored: see save_login.
+Status check_login(const ClientOptions& options, std::string_view registry_host, std::string_view registry_domain,
+                   const Credentials& credentials);
 
 // The name an image is recorded under in the store for `ref`: the tag form
 // when there is a tag and no digest, else the digest form.

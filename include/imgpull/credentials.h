@@ -40,6 +40,8 @@ inline constexpr std::chrono::milliseconds kCredentialHelperTimeout = std::chron
 // config.json holds a few entries; a bigger file is not a docker config.
 inline constexpr size_t kMaxDockerConfigSize = 16 * 1024 * 1024;
 
+Result<std::string> credential_helper_for(const std::string& config_path, const std::string& key);
+
 struct Credentials {
   std::string username;
   std::string password;
@@ -70,6 +72,7 @@ class DockerConfig {
 
  private:
   DockerConfig() = default;
+  friend Result<std::string> credential_helper_for(const std::string& config_path, const std::string& key);
 
   std::string origin_;                           // for messages
   std::map<std::string, Credentials> auths_;     // key as written in the file
@@ -86,5 +89,35 @@ class DockerConfig {
 Result<std::optional<Credentials>> run_credential_helper(
     const std::string& helper_name, const std::string& server_url,
     std::chrono::milliseconds timeout = kCredentialHelperTimeout);
+
+// ---- Saving credentials: imgpull login / logout, as docker login does ----
+
+// $DOCKER_CONFIG/config.json, else $HOME/.docker/config.json.
+std::string docker_config_path();
+
+// The key a registry's credentials are filed under: Docker Hub (docker.io,
+// index.docker.io, registry-1.docker.io, or nothing) → kDockerHubCredentialKey;
+// anything else its host[:port] ("https://host:5000/v1/" → "host:5000").
+std::string credential_key(std::string_view registry);
+
+// Where `key` is stored: the helper named by credHelpers[key], else by
+// credsStore ("" = config.json's auths).
+Result<std::string> credential_helper_for(const std::string& config_path, const std::string& key);
+
+// Stores credentials as docker login does: with a helper, `docker-credential-X
+// store` gets {"ServerURL","Username","Secret"} and config.json keeps an
+// entry without secrets; without one, auths[key] = {"auth": base64(user:pass)}.
+// config.json is rewritten atomically (temporary file + rename, mode 0600,
+// the owner kept), every other key in it preserved.
+Status save_login(const std::string& config_path, const std::string& key, const Credentials& credentials);
+
+// Removes them (helper `erase`, and the auths entry); false when there was
+// nothing to remove. config.json is only rewritten when it changes.
+Result<bool> remove_login(const std::string& config_path, const std::string& key);
+
+// `docker-credential-<helper> store` / `erase`.
+Status store_in_credential_helper(const std::string& helper_name, const std::string& server_url,
+                                  const Credentials& credentials);
+Result<bool> erase_from_credential_helper(const std::string& helper_name, const std::string& server_url);
 
 }  // namespace imgpull

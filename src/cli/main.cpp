@@ -2,6 +2,7 @@
 // and `docker images` so that scripts and habits carry over.
 #include <pthread.h>
 #include <signal.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -23,13 +24,13 @@
 
 #include "docs.h"
 #include "imgpull/client.h"
-#include "progress.h"
-#include "tty_progress.h"
 #include "imgpull/credentials.h"
 #include "imgpull/export.h"
 #include "imgpull/images.h"
 #include "imgpull/reference.h"
 #include "imgpull/store.h"
+#include "progress.h"
+#include "tty_progress.h"
 
 namespace {
 
@@ -199,6 +200,109 @@ int run_pull(const GlobalOptions& g, const PullFlags& flags) {
       break;
   }
   std::cout << ref->str() << "\n";
+  return 0;
+}
+
+// ---- login / logout ----
+
+struct LoginFlags {
+  std::string server;  // "" = Docker Hub
+  std::string username;
+  std::string password;
+  bool password_stdin = false;
+};
+
+// One line from the terminal, echo off for secrets.
+std::optional<std::string> prompt(const char* label, bool secret) {
+  std::cerr << label << std::flush;
+  termios old{};
+  bool restore = secret && tcgetattr(STDIN_FILENO, &old) == 0;
+  if (restore) {
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+  }
+  std::string line;
+  bool got = static_cast<bool>(std::getline(std::cin, line));
+  if (restore) {
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    std::cerr << "\n";
+  }
+  if (!got) return std::nullopt;
+  return line;
+}
+
+// The registry host to talk to for a credential key.
+std::string login_host(const std::string& key) {
+  return key == kDockerHubCredentialKey ? "registry-1.docker.io" : key;
+}
+
+int run_login(const GlobalOptions& g, LoginFlags flags) {
+  if (flags.password_stdin && !flags.password.empty()) {
+    return fail(Error(ErrorCode::kInvalidArgument, "--password and --password-stdin are mutually exclusive"));
+  }
+  if (flags.password_stdin && flags.username.empty()) {
+    return fail(Error(ErrorCode::kInvalidArgument, "Must provide --username with --password-stdin"));
+  }
+  if (!flags.password.empty()) {
+    std::cerr << "WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n";
+  }
+  if (flags.password_stdin) {
+    std::string all((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    if (all.ends_with('\n')) all.pop_back();
+    if (all.ends_with('\r')) all.pop_back();
+    flags.password = std::move(all);
+  }
+  const std::string key = credential_key(flags.server);
+  bool tty = ::isatty(STDIN_FILENO) != 0;
+  if (flags.username.empty() || (flags.password.empty() && !flags.password_stdin)) {
+    if (!tty) return fail(Error(ErrorCode::kInvalidArgument, "Cannot perform an interactive login from a non TTY device"));
+    if (flags.username.empty()) {
+      auto user = prompt("Username: ", false);
+      if (!user || user->empty()) return fail(Error(ErrorCode::kInvalidArgument, "Username is required"));
+      flags.username = *user;
+    }
+    if (flags.password.empty()) {
+      auto pass = prompt("Password: ", true);
+      if (!pass) return fail(Error(ErrorCode::kInvalidArgument, "Password is required"));
+      flags.password = *pass;
+    }
+  }
+  if (flags.password.empty()) return fail(Error(ErrorCode::kInvalidArgument, "Password is required"));
+  Credentials credentials{flags.username, flags.password, ""};
+  std::string host = login_host(key);
+  std::string domain = key == kDockerHubCredentialKey ? "docker.io" : key;
+  Status verified = check_login(client_options(g), host, domain, credentials);
+  if (!verified.ok()) return fail(std::move(verified).error().wrap("login to " + domain + " failed"));
+  std::string config_path = docker_config_path();
+  if (config_path.empty()) {
+    return fail(Error(ErrorCode::kInvalidArgument, "no home directory for ~/.docker/config.json; set DOCKER_CONFIG"));
+  }
+  auto helper = credential_helper_for(config_path, key);
+  if (!helper) return fail(helper.error());
+  Status saved = save_login(config_path, key, credentials);
+  if (!saved.ok()) return fail(std::move(saved).error().wrap("storing credentials for " + domain));
+  if (helper->empty()) {
+    std::cerr << "WARNING! Your password will be stored unencrypted in " << config_path << ".\n"
+              << "Configure a credential helper (credsStore) to store it elsewhere.\n";
+  }
+  std::cout << "Login Succeeded\n";
+  return 0;
+}
+
+int run_logout(const std::string& server) {
+  const std::string key = credential_key(server);
+  std::string config_path = docker_config_path();
+  if (config_path.empty()) {
+    return fail(Error(ErrorCode::kInvalidArgument, "no home directory for ~/.docker/config.json; set DOCKER_CONFIG"));
+  }
+  auto removed = remove_login(config_path, key);
+  if (!removed) return fail(std::move(removed).error().wrap("logout from " + key));
+  if (!*removed) {
+    std::cout << "Not logged in to " << key << "\n";
+    return 0;
+  }
+  std::cout << "Removing login credentials for " << key << "\n";
   return 0;
 }
 
@@ -590,7 +694,8 @@ int main(int argc, char** argv) {
   app.add_option("--stall-timeout", g.stall_timeout_seconds,
                  "Seconds without a byte before a transfer counts as stalled and is resumed")->default_val(60)->check(CLI::Range(1, 3600));
   app.add_option("--certs-dir", g.certs_dirs,
-                 "Directory of <host>/ca.crt files, searched before /etc/imgpull/certs.d and /etc/docker/certs.d");
+                 "Directory of <host>/ directories (hosts.toml, ca.crt, client.cert/.key), searched before "
+                 "/etc/imgpull/certs.d, /etc/docker/certs.d and /etc/containerd/certs.d (repeatable)");
 
   PullFlags pull_flags;
   auto* pull = app.add_subcommand("pull", "Download an image from a registry");
@@ -630,6 +735,24 @@ int main(int argc, char** argv) {
   unpack_cmd->add_flag("--force", unpack_force, "Unpack into a directory that is not empty");
   unpack_cmd->footer("Example:\n  imgpull unpack debian:12 /tmp/debian-rootfs");
 
+  LoginFlags login_flags;
+  auto* login = app.add_subcommand("login", "Check credentials against a registry and store them as docker login does");
+  login->add_option("server", login_flags.server, "Registry host[:port] (default: Docker Hub)");
+  login->add_option("-u,--username", login_flags.username, "Username");
+  login->add_option("-p,--password", login_flags.password, "Password (visible to other users: prefer --password-stdin)");
+  login->add_flag("--password-stdin", login_flags.password_stdin, "Take the password from stdin");
+  login->footer(
+      "Stores the credentials in the credential helper config.json names (credHelpers, credsStore),\n"
+      "else base64-encoded in $DOCKER_CONFIG/config.json (default ~/.docker/config.json), mode 0600.\n"
+      "Examples:\n  imgpull login -u alice localhost:5000\n"
+      "  echo \"$TOKEN\" | imgpull login -u alice --password-stdin registry.example.com\n"
+      "  imgpull login -u alice   # Docker Hub");
+
+  std::string logout_server;
+  auto* logout = app.add_subcommand("logout", "Remove the credentials stored for a registry");
+  logout->add_option("server", logout_server, "Registry host[:port] (default: Docker Hub)");
+  logout->footer("Examples:\n  imgpull logout localhost:5000\n  imgpull logout   # Docker Hub");
+
   LocalCommands local_commands;
   local_commands.add_to(app);
 
@@ -657,6 +780,8 @@ int main(int argc, char** argv) {
     handle_interrupts();
     return run_pull(g, pull_flags);
   }
+  if (login->parsed()) return run_login(g, login_flags);
+  if (logout->parsed()) return run_logout(logout_server);
   if (images->parsed()) return run_images(g, digests, images_quiet, images_pattern, images_format);
   return 0;
 }

@@ -144,9 +144,9 @@ Result<std::string> Authenticator::fetch_token(const Challenge& bearer, const st
         http::url_encode(service), http::url_encode(scope), http::url_encode(creds->identity_token));
     who = "with an identity token";
   } else {
-    request.url = fmt::format("{}{}service={}&scope={}", realm,
-                              realm.find('?') == std::string::npos ? "?" : "&",
-                              http::url_encode(service), http::url_encode(scope));
+    // No scope: a login check (docker login asks for a token the same way).
+    request.url = fmt::format("{}{}service={}{}", realm, realm.find('?') == std::string::npos ? "?" : "&",
+                              http::url_encode(service), scope.empty() ? "" : "&scope=" + http::url_encode(scope));
     if (creds && !creds->username.empty()) {
       request.url += "&account=" + http::url_encode(creds->username);
       request.authorization = "Basic " + base64_encode(creds->username + ":" + creds->password);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "imgpull/hosts.h"
 #include "imgpull/http.h"
 #include "imgpull/pull.h"
 #include "imgpull/registry.h"
@@ -23,21 +24,24 @@ std::vector<fs::path> certs_search_path(const ClientOptions& options) {
   return dirs;
 }
 
+std::vector<std::string> certs_roots(const ClientOptions& options) {
+  std::vector<std::string> roots;
+  for (const auto& dir : certs_search_path(options)) roots.push_back(dir.string());
+  return roots;
+}
+
 http::ClientOptions http_options(const ClientOptions& options) {
   http::ClientOptions http;
   http.stall_timeout_seconds = options.stall_timeout_seconds;
   http.debug_log = options.debug_log;
   http.cancelled = options.cancelled;
-  http.ca_file_for_host = [dirs = certs_search_path(options)](std::string_view host) -> std::string {
-    for (const auto& dir : dirs) {
-      fs::path ca = dir / std::string(host) / "ca.crt";
-      std::error_code ec;
-      if (fs::is_regular_file(ca, ec)) return ca.string();
-    }
-    return "";
-  };
-  http.skip_tls_verify = [insecure = options.insecure_registries](std::string_view host) {
-    return is_insecure_host(host, insecure);
+  // certs.d/<host>/: *.crt CAs and a client.cert/client.key pair, as Docker
+  // reads them; --insecure-registry turns verification off.
+  http.tls_for_host = [roots = certs_roots(options), insecure = options.insecure_registries](
+                          std::string_view host) -> Result<http::TlsSettings> {
+    IMGPULL_ASSIGN_OR_RETURN(http::TlsSettings tls, tls_from_cert_dirs(roots, host));
+    if (is_insecure_host(host, insecure)) tls.skip_verify = true;
+    return tls;
   };
   return http;
 }
@@ -76,11 +80,13 @@ struct Client::Impl {
       : store(std::move(s)),
         http(http_options(options)),
         registry(registry_options(options)),
-        cancelled(options.cancelled) {}
+        cancelled(options.cancelled),
+        certs_roots(imgpull::certs_roots(options)) {}
   Store store;
   http::Client http;
   RegistryOptions registry;
   std::function<bool()> cancelled;
+  std::vector<std::string> certs_roots;  // where <host>/hosts.toml files are looked for
 };
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -105,6 +111,10 @@ Result<PullResult> Client::pull(const Reference& ref, const PullRequest& request
   if (request.platform) options.platform = *request.platform;
   options.max_concurrent_downloads = std::max(1, request.max_concurrent_downloads);
   options.registry = impl_->registry;
+  // Mirrors and per-host settings, read at each pull (containerd's hosts.toml).
+  auto hosts = load_hosts_config(impl_->certs_roots, ref.domain, ref.registry_host());
+  if (!hosts) return std::move(hosts).error().wrap("pulling " + ref.str());
+  options.registry.hosts = std::move(hosts).value();
   options.fetch_foreign_layers = request.fetch_foreign_layers;
   options.on_event = request.on_event;
   options.cancelled = impl_->cancelled;
@@ -139,6 +149,12 @@ Status Client::unpack(const Reference& ref, const fs::path& dir, const UnpackReq
                                     apply_options(request.on_warning, std::nullopt), on_layer);
   if (!done.ok()) return std::move(done).error().wrap(context);
   return ok_status();
+}
+
+Status check_login(const ClientOptions& options, std::string_view registry_host, std::string_view registry_domain,
+                   const Credentials& credentials) {
+  http::Client http(http_options(options));
+  return check_login(http, registry_host, registry_domain, credentials, options.insecure_registries);
 }
 
 }  // namespace imgpull

@@ -1,7 +1,10 @@
 #include "imgpull/credentials.h"
 
+#include "imgpull/auth.h"  // base64_encode
+
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
@@ -15,6 +18,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <utility>
@@ -407,16 +411,18 @@ std::string first_line(std::string_view s) {
 
 }  // namespace
 
-Result<DockerConfig> DockerConfig::load() {
-  std::string dir;
+std::string docker_config_path() {
   if (const char* env = std::getenv("DOCKER_CONFIG"); env != nullptr && *env != '\0') {
-    dir = env;
-  } else {
-    std::string home = home_directory();
-    if (home.empty()) return parse("", "(no home directory)");
-    dir = home + "/.docker";
+    return std::string(env) + "/config.json";
   }
-  return load_file(dir + "/config.json");
+  std::string home = home_directory();
+  return home.empty() ? "" : home + "/.docker/config.json";
+}
+
+Result<DockerConfig> DockerConfig::load() {
+  std::string path = docker_config_path();
+  if (path.empty()) return parse("", "(no home directory)");
+  return load_file(path);
 }
 
 Result<DockerConfig> DockerConfig::load_file(const std::string& path) {
@@ -571,6 +577,167 @@ Result<std::optional<Credentials>> run_credential_helper(const std::string& help
   }
   if (c.empty()) return std::optional<Credentials>();
   return std::optional<Credentials>(std::move(c));
+}
+
+}  // namespace imgpull
+
+namespace imgpull {
+namespace {
+
+// A helper's failure, in its own words (stdout, else stderr), never its input.
+Error helper_failure(const std::string& program, std::string_view verb, const ProcessResult& run) {
+  std::string said = trim_space(run.out);
+  if (said.empty()) said = trim_space(run.err);
+  if (!WIFEXITED(run.status)) {
+    return Error(ErrorCode::kUnavailable, fmt::format("{} {} was killed by signal {}", program, verb, WTERMSIG(run.status)));
+  }
+  return Error(ErrorCode::kUnavailable, fmt::format("{} {} failed (exit status {}){}", program, verb,
+                                                    WEXITSTATUS(run.status), said.empty() ? "" : ": " + first_line(said)));
+}
+
+Result<std::string> helper_program(const std::string& helper_name) {
+  if (helper_name.empty() || helper_name.find('/') != std::string::npos) {
+    return Error(ErrorCode::kInvalidArgument, fmt::format("invalid credential helper name \"{}\"", helper_name));
+  }
+  return "docker-credential-" + helper_name;
+}
+
+// The config document as it is (every key kept, in its order); an empty
+// object when the file does not exist.
+Result<nlohmann::ordered_json> read_config_document(const std::string& path) {
+  IMGPULL_ASSIGN_OR_RETURN(std::optional<std::string> text, read_small_file(path, kMaxDockerConfigSize));
+  if (!text || text->find_first_not_of(" \t\r\n") == std::string::npos) return nlohmann::ordered_json::object();
+  auto doc = nlohmann::ordered_json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) return corrupt(path, "not a JSON object (left untouched)");
+  return doc;
+}
+
+// Replaces `path` with `text`: a temporary file beside it (mode 0600, the
+// old file's owner), fsync'ed, then renamed over it, so a reader sees the
+// old or the new file, never half of one. A symlinked config.json is
+// written where the link points, as Docker does.
+Status write_config_atomically(std::string path, const std::string& text) {
+  namespace fs = std::filesystem;
+  auto io = [&](std::string_view what, int error) {
+    return Error(ErrorCode::kIo, fmt::format("writing docker config {}: {}: {}", path, what, std::strerror(error)));
+  };
+  std::error_code ec;
+  if (fs::is_symlink(path, ec)) {
+    fs::path target = fs::read_symlink(path, ec);
+    if (!ec) path = (target.is_absolute() ? target : fs::path(path).parent_path() / target).string();
+  }
+  fs::path dir = fs::path(path).parent_path();
+  if (!dir.empty() && !fs::exists(dir, ec)) {
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      fs::create_directories(dir, ec);  // deeper paths: DOCKER_CONFIG=/new/a/b
+      if (ec) return io("creating its directory", ec.value());
+      ::chmod(dir.c_str(), 0700);
+    }
+  }
+  struct stat old {};
+  bool existed = ::stat(path.c_str(), &old) == 0;
+  std::string tmp = (dir / (fs::path(path).filename().string() + ".tmp-XXXXXX")).string();
+  Fd fd(::mkstemp(tmp.data()));  // mode 0600
+  if (fd.get() < 0) return io("creating a temporary file", errno);
+  auto fail = [&](std::string_view what) {
+    int error = errno;
+    ::unlink(tmp.c_str());
+    return io(what, error);
+  };
+  if (::fchmod(fd.get(), 0600) != 0) return fail("fchmod");
+  if (existed && (old.st_uid != ::geteuid() || old.st_gid != ::getegid())) {
+    (void)::fchown(fd.get(), old.st_uid, old.st_gid);  // only root may; others keep their own
+  }
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    ssize_t n = ::write(fd.get(), rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail("write");
+    rest.remove_prefix(static_cast<size_t>(n));
+  }
+  if (::fsync(fd.get()) != 0) return fail("fsync");
+  fd.reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("rename");
+  return {};
+}
+
+std::string serialise_config(const nlohmann::ordered_json& doc) { return doc.dump(1, '\t') + "\n"; }
+
+}  // namespace
+
+std::string credential_key(std::string_view registry) {
+  std::string host = convert_to_hostname(registry);
+  std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (host.empty() || is_docker_hub(host)) return std::string(kDockerHubCredentialKey);
+  return host;
+}
+
+Result<std::string> credential_helper_for(const std::string& config_path, const std::string& key) {
+  IMGPULL_ASSIGN_OR_RETURN(DockerConfig config, DockerConfig::load_file(config_path));
+  if (auto it = config.cred_helpers_.find(key); it != config.cred_helpers_.end()) return it->second;
+  return config.creds_store_;
+}
+
+Status store_in_credential_helper(const std::string& helper_name, const std::string& server_url,
+                                  const Credentials& credentials) {
+  IMGPULL_ASSIGN_OR_RETURN(std::string program, helper_program(helper_name));
+  nlohmann::json input = {{"ServerURL", server_url},
+                          {"Username", credentials.identity_token.empty() ? credentials.username
+                                                                          : std::string(kIdentityTokenUsername)},
+                          {"Secret", credentials.identity_token.empty() ? credentials.password
+                                                                        : credentials.identity_token}};
+  IMGPULL_ASSIGN_OR_RETURN(ProcessResult run, run_process(program, {"store"}, input.dump(), kCredentialHelperTimeout));
+  if (!WIFEXITED(run.status) || WEXITSTATUS(run.status) != 0) return helper_failure(program, "store", run);
+  return {};
+}
+
+Result<bool> erase_from_credential_helper(const std::string& helper_name, const std::string& server_url) {
+  IMGPULL_ASSIGN_OR_RETURN(std::string program, helper_program(helper_name));
+  IMGPULL_ASSIGN_OR_RETURN(ProcessResult run, run_process(program, {"erase"}, server_url, kCredentialHelperTimeout));
+  if (WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) return true;
+  if (trim_space(run.out) == kHelperNotFoundMessage) return false;
+  return helper_failure(program, "erase", run);
+}
+
+Status save_login(const std::string& config_path, const std::string& key, const Credentials& credentials) {
+  IMGPULL_ASSIGN_OR_RETURN(nlohmann::ordered_json doc, read_config_document(config_path));
+  IMGPULL_ASSIGN_OR_RETURN(std::string helper, credential_helper_for(config_path, key));
+  nlohmann::ordered_json entry = nlohmann::ordered_json::object();
+  if (!helper.empty()) {
+    IMGPULL_TRY(store_in_credential_helper(helper, key, credentials));
+    // As docker's native store: config.json keeps the entry, without secrets.
+  } else if (!credentials.identity_token.empty()) {
+    entry["auth"] = "";
+    entry["identitytoken"] = credentials.identity_token;
+  } else {
+    entry["auth"] = base64_encode(credentials.username + ":" + credentials.password);
+  }
+  if (!doc.contains("auths") || !doc["auths"].is_object()) doc["auths"] = nlohmann::ordered_json::object();
+  doc["auths"][key] = entry;
+  return write_config_atomically(config_path, serialise_config(doc));
+}
+
+Result<bool> remove_login(const std::string& config_path, const std::string& key) {
+  IMGPULL_ASSIGN_OR_RETURN(nlohmann::ordered_json doc, read_config_document(config_path));
+  IMGPULL_ASSIGN_OR_RETURN(std::string helper, credential_helper_for(config_path, key));
+  bool removed = false;
+  if (!helper.empty()) {
+    IMGPULL_ASSIGN_OR_RETURN(removed, erase_from_credential_helper(helper, key));
+  }
+  if (doc.contains("auths") && doc["auths"].is_object()) {
+    auto& auths = doc["auths"];
+    // Entries docker wrote long ago under a URL ("https://host:5000/v1/") go too.
+    std::vector<std::string> doomed;
+    for (auto it = auths.begin(); it != auths.end(); ++it) {
+      if (it.key() == key || credential_key(it.key()) == key) doomed.push_back(it.key());
+    }
+    for (const auto& k : doomed) auths.erase(k);
+    if (!doomed.empty()) {
+      IMGPULL_TRY(write_config_atomically(config_path, serialise_config(doc)));
+      removed = true;
+    }
+  }
+  return removed;
 }
 
 }  // namespace imgpull

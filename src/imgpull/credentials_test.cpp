@@ -1,6 +1,7 @@
 #include "imgpull/credentials.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -475,6 +476,63 @@ TEST_F(CredentialHelperTest, HelperNameMustNotBeAPath) {
   auto got = run_credential_helper("../../bin/sh", "r.io");
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.error().code(), ErrorCode::kInvalidArgument);
+}
+
+// ---- login / logout ----
+
+class LoginStoreTest : public CredentialTestBase {};
+
+TEST(CredentialKey, AsDockerLoginFilesThem) {
+  EXPECT_EQ(credential_key(""), kDockerHubCredentialKey);
+  EXPECT_EQ(credential_key("docker.io"), kDockerHubCredentialKey);
+  EXPECT_EQ(credential_key("index.docker.io"), kDockerHubCredentialKey);
+  EXPECT_EQ(credential_key("registry-1.docker.io"), kDockerHubCredentialKey);
+  EXPECT_EQ(credential_key("https://index.docker.io/v1/"), kDockerHubCredentialKey);
+  EXPECT_EQ(credential_key("localhost:5000"), "localhost:5000");
+  EXPECT_EQ(credential_key("https://Registry.Example:5000/v2/"), "registry.example:5000");
+  EXPECT_EQ(credential_key("ghcr.io/owner"), "ghcr.io");
+}
+
+TEST_F(LoginStoreTest, SaveKeepsEverythingElseAndRemoveTakesOnlyTheEntry) {
+  fs::path config = dir_ / "dc" / "config.json";
+  write_file(config, R"({"zz": 1, "auths": {"other": {"auth": "Ym9iOng="}, "https://h:5000/v1/": {"auth": "eDp5"}},
+                        "aa": {"nested": [1, 2]}})");
+  ASSERT_TRUE(save_login(config.string(), "h:5000", Credentials{"alice", "pw", ""}).ok());
+  auto doc = nlohmann::ordered_json::parse(read_file(config));
+  EXPECT_EQ(doc["auths"]["h:5000"]["auth"], "YWxpY2U6cHc=");
+  EXPECT_EQ(doc["zz"], 1);
+  EXPECT_EQ(doc["aa"]["nested"][1], 2);
+  EXPECT_EQ(doc.begin().key(), "zz");  // order kept
+  EXPECT_EQ((fs::status(config).permissions() & fs::perms::all), fs::perms::owner_read | fs::perms::owner_write);
+
+  auto removed = remove_login(config.string(), "h:5000");
+  ASSERT_TRUE(removed.ok()) << removed.error().message();
+  EXPECT_TRUE(*removed);
+  doc = nlohmann::ordered_json::parse(read_file(config));
+  EXPECT_FALSE(doc["auths"].contains("h:5000"));
+  EXPECT_FALSE(doc["auths"].contains("https://h:5000/v1/"));  // the old URL form of the same key
+  EXPECT_TRUE(doc["auths"].contains("other"));
+  auto again = remove_login(config.string(), "h:5000");
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);
+}
+
+TEST_F(LoginStoreTest, MalformedConfigIsLeftAlone) {
+  fs::path config = dir_ / "config.json";
+  write_file(config, "{not json");
+  auto saved = save_login(config.string(), "h", Credentials{"a", "b", ""});
+  ASSERT_FALSE(saved.ok());
+  EXPECT_EQ(read_file(config), "{not json");
+}
+
+TEST_F(LoginStoreTest, WritesThroughASymlinkedConfig) {
+  fs::path real = dir_ / "real.json";
+  write_file(real, "{}");
+  fs::create_directories(dir_ / "dc");
+  fs::create_symlink(real, dir_ / "dc" / "config.json");
+  ASSERT_TRUE(save_login((dir_ / "dc" / "config.json").string(), "h", Credentials{"a", "b", ""}).ok());
+  EXPECT_TRUE(fs::is_symlink(dir_ / "dc" / "config.json"));
+  EXPECT_NE(read_file(real).find("\"h\""), std::string::npos);
 }
 
 }  // namespace

@@ -1,11 +1,15 @@
 #include "imgpull/http.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fmt/format.h>
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cstdlib>
+#include <map>
 #include <mutex>
 
 namespace imgpull::http {
@@ -30,8 +34,8 @@ bool is_redirect(long status) {
 // Query keys that are safe to show in a debug log; anything else (signed CDN
 // URLs carry credentials in the query) is replaced by "…".
 bool is_loggable_query_key(std::string_view key) {
-  static constexpr std::array<std::string_view, 6> kSafe = {"service", "scope", "digest",
-                                                            "n",       "last",  "mount"};
+  static constexpr std::array<std::string_view, 7> kSafe = {"service", "scope", "digest", "n",
+                                                            "last",    "mount", "ns"};
   return std::find(kSafe.begin(), kSafe.end(), key) != kSafe.end();
 }
 
@@ -70,6 +74,8 @@ struct Exchange {
   uint64_t body_bytes = 0;
   std::optional<Error> abort_reason;
   const std::function<bool()>* cancelled = nullptr;
+  // The server asked for a TLS client certificate and we had none to give.
+  bool client_certificate_requested = false;
 
   long status() const {
     long code = 0;
@@ -155,11 +161,35 @@ Error transport_error(CURLcode code, const char* detail, std::string_view url) {
     case CURLE_SSL_CACERT_BADFILE:
       return Error(ErrorCode::kTls,
                    fmt::format("TLS certificate of {} is not trusted: {}", where, what));
+    case CURLE_SSL_CERTPROBLEM:
+      return Error(ErrorCode::kTls, fmt::format("client certificate for {} cannot be used: {}", where, what));
     case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+      if (code != CURLE_SSL_CONNECT_ERROR) {
+        return Error(ErrorCode::kUnavailable, fmt::format("request to {} failed: {}", where, what));
+      }
       return Error(ErrorCode::kTls, fmt::format("TLS handshake with {} failed: {}", where, what));
     default:
       return Error(ErrorCode::kUnavailable, fmt::format("request to {} failed: {}", where, what));
   }
+}
+
+// The exchange being performed on this thread, for OpenSSL's callbacks: a
+// transfer runs start to end inside curl_easy_perform on one thread.
+thread_local Exchange* current_exchange = nullptr;
+
+// OpenSSL calls this when the server requests a client certificate and none
+// is configured: noting it lets us say so, where the failure itself (a TLS
+// 1.3 server closing after the handshake) reads like a network error.
+int on_client_certificate_request(SSL*, X509**, EVP_PKEY**) {
+  if (current_exchange != nullptr) current_exchange->client_certificate_requested = true;
+  return 0;  // none: the handshake goes on without one
+}
+
+CURLcode on_ssl_context(CURL*, void* ssl_ctx, void*) {
+  SSL_CTX_set_client_cert_cb(static_cast<SSL_CTX*>(ssl_ctx), on_client_certificate_request);
+  return CURLE_OK;
 }
 
 // libcurl asks for a lock per kind of shared data (DNS cache, TLS sessions).
@@ -179,6 +209,11 @@ void unlock_share(CURL*, curl_lock_data data, void* user) {
 
 struct Client::Impl {
   ClientOptions options;
+  ProxySettings proxy_settings;
+  std::mutex ca_lock;
+  std::map<std::string, std::string> ca_bundles;  // extra CA PEM -> system bundle + it
+
+  const std::string& ca_bundle_with(const std::string& extra_pem);
   CURLSH* share = nullptr;
   ShareLocks share_locks;
   std::mutex pool_lock;
@@ -211,6 +246,7 @@ Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
   static std::once_flag global_init;
   std::call_once(global_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   impl_->options = std::move(options);
+  impl_->proxy_settings = impl_->options.proxy ? *impl_->options.proxy : ProxySettings::from_environment();
   impl_->share = curl_share_init();
   curl_share_setopt(impl_->share, CURLSHOPT_LOCKFUNC, lock_share);
   curl_share_setopt(impl_->share, CURLSHOPT_UNLOCKFUNC, unlock_share);
@@ -222,6 +258,29 @@ Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
 Client::~Client() {
   for (CURL* h : impl_->idle_handles) curl_easy_cleanup(h);
   curl_share_cleanup(impl_->share);
+}
+
+const std::string& Client::Impl::ca_bundle_with(const std::string& extra_pem) {
+  std::lock_guard lock(ca_lock);
+  auto found = ca_bundles.find(extra_pem);
+  if (found != ca_bundles.end()) return found->second;
+  std::string bundle;
+  // The bundle libcurl was built to use (Debian: /etc/ssl/certs/ca-certificates.crt).
+  CURL* probe = curl_easy_init();
+  char* default_path = nullptr;
+  if (probe != nullptr && curl_easy_getinfo(probe, CURLINFO_CAINFO, &default_path) == CURLE_OK &&
+      default_path != nullptr) {
+    if (FILE* f = std::fopen(default_path, "rb")) {
+      char buf[64 * 1024];
+      size_t n = 0;
+      while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bundle.append(buf, n);
+      std::fclose(f);
+    }
+  }
+  if (probe != nullptr) curl_easy_cleanup(probe);
+  if (!bundle.empty() && bundle.back() != '\n') bundle += '\n';
+  bundle += extra_pem;
+  return ca_bundles.emplace(extra_pem, std::move(bundle)).first->second;
 }
 
 Result<Response> Client::fetch(const Request& request) {
@@ -308,14 +367,47 @@ Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, cons
   // Large receive buffers cut the number of callbacks (and syscalls) per blob.
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
 
+  // The request's own TLS settings belong to its own origin; any other
+  // origin (a redirect to a CDN) gets what is configured for that host.
   std::string host = host_of_origin(origin_of(url));
-  if (options.ca_file_for_host) {
-    std::string ca = options.ca_file_for_host(host);
-    if (!ca.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ca.c_str());
+  TlsSettings tls;
+  if (request.tls && origin_of(url) == origin_of(request.url)) {
+    tls = *request.tls;
+  } else if (options.tls_for_host) {
+    auto configured = options.tls_for_host(host);
+    if (!configured) {
+      curl_slist_free_all(headers);
+      return std::move(configured).error();
+    }
+    tls = std::move(configured).value();
   }
-  if (options.skip_tls_verify && options.skip_tls_verify(host)) {
+  curl_blob ca_blob{};
+  if (!tls.ca_pem.empty()) {
+    // The system bundle and the extra CAs together, as Docker and containerd
+    // add certs.d CAs to the system pool rather than replace it.
+    const std::string& bundle = ca_bundle_with(tls.ca_pem);
+    ca_blob.data = const_cast<char*>(bundle.data());  // libcurl copies it
+    ca_blob.len = bundle.size();
+    ca_blob.flags = CURL_BLOB_COPY;
+    curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca_blob);
+  }
+  if (!tls.client_cert_file.empty()) {
+    curl_easy_setopt(h, CURLOPT_SSLCERT, tls.client_cert_file.c_str());
+    curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+    if (!tls.client_key_file.empty()) curl_easy_setopt(h, CURLOPT_SSLKEY, tls.client_key_file.c_str());
+  }
+  if (tls.client_cert_file.empty()) curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_context);
+  if (tls.skip_verify) {
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  // Proxies are chosen here, not by libcurl's own reading of the
+  // environment: the same variables as Docker (HTTP_PROXY in upper case
+  // too), and loopback hosts never proxied.
+  std::string proxy = proxy_settings.proxy_for(url);
+  curl_easy_setopt(h, CURLOPT_PROXY, proxy.c_str());  // "" = no proxy, whatever the environment says
+  if (!proxy.empty() && !proxy_settings.no_proxy.empty()) {
+    curl_easy_setopt(h, CURLOPT_NOPROXY, proxy_settings.no_proxy.c_str());
   }
   std::string method = as_get ? "GET" : request.method;
   if (method == "HEAD") {
@@ -327,7 +419,9 @@ Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, cons
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
   }
 
+  current_exchange = &ex;
   CURLcode code = curl_easy_perform(h);
+  current_exchange = nullptr;
   curl_slist_free_all(headers);
   curl_off_t micros = 0;
   curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &micros);
@@ -342,7 +436,20 @@ Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, cons
                                   format_bytes_binary(ex.body_bytes), micros / 1000));
   }
   if (ex.abort_reason) return std::move(*ex.abort_reason);
-  if (code != CURLE_OK) return transport_error(code, error_buffer, url);
+  if (code != CURLE_OK) {
+    Error error = transport_error(code, error_buffer, url);
+    if (ex.client_certificate_requested) {
+      error = Error(ErrorCode::kTls,
+                    fmt::format("{} requires a TLS client certificate and none is configured for {} (put "
+                                "client.cert and client.key in certs.d/{}/, or set client in hosts.toml): {}",
+                                loggable_url(url), host, host, error.message()));
+    }
+    if (!proxy.empty()) {
+      std::string shown = origin_of(proxy);  // never the proxy's user:password
+      error.wrap(fmt::format("through proxy {}", shown.empty() ? "(from the environment)" : shown));
+    }
+    return error;
+  }
   return response;
 }
 
@@ -400,6 +507,47 @@ Result<std::string> resolve_url(std::string_view base, std::string_view location
                              loggable_url(location)));
   }
   return out;
+}
+
+std::string strip_port(std::string_view host) {
+  if (host.starts_with('[')) {
+    auto close = host.find(']');
+    return std::string(host.substr(1, close == std::string_view::npos ? host.size() : close - 1));
+  }
+  auto colon = host.rfind(':');
+  if (colon != std::string_view::npos && host.find(':') == colon) return std::string(host.substr(0, colon));
+  return std::string(host);
+}
+
+bool is_loopback_host(std::string_view host) {
+  std::string name = to_lower(strip_port(host));
+  if (name == "localhost" || name == "::1") return true;
+  in_addr addr{};
+  if (inet_pton(AF_INET, name.c_str(), &addr) == 1) return (ntohl(addr.s_addr) >> 24) == 127;
+  return false;
+}
+
+ProxySettings ProxySettings::from_environment() {
+  // Go's httpproxy.FromEnvironment: the upper-case name wins when set.
+  auto env = [](const char* upper, const char* lower) -> std::string {
+    for (const char* name : {upper, lower}) {
+      const char* v = std::getenv(name);
+      if (v != nullptr && *v != '\0') return v;
+    }
+    return "";
+  };
+  ProxySettings p;
+  p.http_proxy = env("HTTP_PROXY", "http_proxy");
+  p.https_proxy = env("HTTPS_PROXY", "https_proxy");
+  p.no_proxy = env("NO_PROXY", "no_proxy");
+  return p;
+}
+
+std::string ProxySettings::proxy_for(std::string_view url) const {
+  std::string origin = origin_of(url);
+  if (origin.empty()) return "";
+  if (is_loopback_host(host_of_origin(origin))) return "";
+  return origin.starts_with("https://") ? https_proxy : http_proxy;
 }
 
 bool is_tls_handshake_failure(const Error& error) {

@@ -34,6 +34,36 @@ inline constexpr size_t kDefaultMaxBufferedBody = 4 * 1024 * 1024;
 // Error bodies are only for messages: a few KiB say all a registry says.
 inline constexpr size_t kMaxErrorBody = 16 * 1024;
 
+// How to speak TLS to one origin: from certs.d (ca.crt, client.cert/.key) or
+// a hosts.toml entry (ca, client, skip_verify).
+struct TlsSettings {
+  // Extra CA certificates (PEM text), trusted in addition to the system bundle.
+  std::string ca_pem;
+  // A client certificate (PEM file) for servers that ask for one (mutual
+  // TLS); `client_key_file` "" means the key is in the certificate file.
+  std::string client_cert_file;
+  std::string client_key_file;
+  bool skip_verify = false;
+
+  bool empty() const { return ca_pem.empty() && client_cert_file.empty() && !skip_verify; }
+};
+
+// Proxies as Docker (Go's net/http) takes them from the environment:
+// HTTPS_PROXY for https URLs, HTTP_PROXY for http URLs (upper case first,
+// then lower case), NO_PROXY for hosts to reach directly (comma-separated
+// names matching the host and its subdomains, IPs, CIDRs, "*"). Loopback
+// hosts (localhost, 127.0.0.0/8, ::1) are never proxied, as in Go.
+struct ProxySettings {
+  std::string http_proxy;
+  std::string https_proxy;
+  std::string no_proxy;
+
+  static ProxySettings from_environment();
+  // The proxy URL for a request to `url`, "" for a direct connection.
+  // NO_PROXY itself is left to libcurl (CURLOPT_NOPROXY).
+  std::string proxy_for(std::string_view url) const;
+};
+
 struct Request {
   std::string method = "GET";
   std::string url;
@@ -41,6 +71,10 @@ struct Request {
   // Sent as "Authorization: <value>" to the origin of `url` only; dropped on a
   // redirect to any other scheme, host or port.
   std::optional<std::string> authorization;
+  // TLS settings for the origin of `url` only (a hosts.toml mirror's own
+  // CA and client certificate); other origins a redirect leads to get
+  // ClientOptions::tls_for_host. nullptr: tls_for_host for every origin.
+  std::shared_ptr<const TlsSettings> tls;
   std::string body;  // sent when non-empty (POST forms)
   size_t max_buffered_body = kDefaultMaxBufferedBody;
   int max_redirects = 10;
@@ -69,11 +103,12 @@ struct ClientOptions {
   // Called once per HTTP exchange: "GET URL -> 200 (1.2 KiB, 14 ms)". Never
   // given a header value, so no secret can reach it.
   std::function<void(std::string_view)> debug_log;
-  // The CA bundle to trust for an origin host ("127.0.0.1:5000"); "" keeps the
-  // system bundle.
-  std::function<std::string(std::string_view host)> ca_file_for_host;
-  // Hosts whose TLS certificates are not verified (--insecure-registry).
-  std::function<bool(std::string_view host)> skip_tls_verify;
+  // TLS settings for an origin host ("127.0.0.1:5000") that a request does
+  // not bring itself: certs.d/<host>/ files, --insecure-registry.
+  // An error (a certs.d client certificate without its key) fails the request.
+  std::function<Result<TlsSettings>(std::string_view host)> tls_for_host;
+  // std::nullopt: ProxySettings::from_environment() at construction.
+  std::optional<ProxySettings> proxy;
   std::string user_agent = "imgpull/0.1";
   long connect_timeout_seconds = 30;
   // A transfer slower than 1 byte/s for this long is a stall.
@@ -115,6 +150,13 @@ Result<std::string> resolve_url(std::string_view base, std::string_view location
 // True when an https attempt failed in a way that means the server speaks
 // plain HTTP on that port (a handshake failure, not an untrusted certificate).
 bool is_tls_handshake_failure(const Error& error);
+
+// "host:port" -> "host"; "[::1]:5000" -> "::1".
+std::string strip_port(std::string_view host);
+
+// True for hosts that may use plain http without being listed as insecure,
+// and that are never proxied: localhost and 127.0.0.0/8 and ::1, any port.
+bool is_loopback_host(std::string_view host);
 
 // Percent-encodes a query or form value.
 std::string url_encode(std::string_view value);

@@ -1,6 +1,7 @@
 #include "imgpull/http.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 namespace imgpull::http {
 namespace {
@@ -51,6 +52,39 @@ TEST(HttpClient, ConnectionRefusedIsUnavailableNamingTheUrl) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
   EXPECT_NE(r.error().message().find("http://127.0.0.1:1/v2/"), std::string::npos) << r.error().message();
+}
+
+TEST(HttpProxy, ChosenBySchemeAndNeverForLoopback) {
+  ProxySettings p{.http_proxy = "http://plain-proxy:3128", .https_proxy = "http://tls-proxy:3128", .no_proxy = ""};
+  EXPECT_EQ(p.proxy_for("https://registry.example/v2/"), "http://tls-proxy:3128");
+  EXPECT_EQ(p.proxy_for("http://registry.example:5000/v2/"), "http://plain-proxy:3128");
+  EXPECT_EQ(p.proxy_for("http://127.0.0.1:5000/v2/"), "");
+  EXPECT_EQ(p.proxy_for("https://127.8.9.10/v2/"), "");
+  EXPECT_EQ(p.proxy_for("https://localhost:5000/v2/"), "");
+  EXPECT_EQ(p.proxy_for("https://[::1]:5000/v2/"), "");
+  EXPECT_EQ(p.proxy_for("https://registry.localhost:5000/v2/"), "http://tls-proxy:3128");
+}
+
+TEST(HttpProxy, UpperCaseWinsAsInGo) {
+  ::setenv("HTTPS_PROXY", "http://upper:1", 1);
+  ::setenv("https_proxy", "http://lower:1", 1);
+  ::unsetenv("HTTP_PROXY");
+  ::setenv("http_proxy", "http://lower-plain:1", 1);
+  ::setenv("no_proxy", "example.com", 1);
+  ::unsetenv("NO_PROXY");
+  ProxySettings p = ProxySettings::from_environment();
+  EXPECT_EQ(p.https_proxy, "http://upper:1");
+  EXPECT_EQ(p.http_proxy, "http://lower-plain:1");
+  EXPECT_EQ(p.no_proxy, "example.com");
+  for (const char* n : {"HTTPS_PROXY", "https_proxy", "http_proxy", "no_proxy"}) ::unsetenv(n);
+}
+
+TEST(HttpLoopback, Hosts) {
+  EXPECT_TRUE(is_loopback_host("localhost:5000"));
+  EXPECT_TRUE(is_loopback_host("127.0.0.1"));
+  EXPECT_TRUE(is_loopback_host("[::1]:5000"));
+  EXPECT_FALSE(is_loopback_host("registry.localhost:5000"));
+  EXPECT_FALSE(is_loopback_host("128.0.0.1"));
 }
 
 }  // namespace

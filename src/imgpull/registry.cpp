@@ -17,17 +17,6 @@
 namespace imgpull {
 namespace {
 
-// "host:port" -> "host"; "[::1]:5000" -> "::1".
-std::string strip_port(std::string_view host) {
-  if (host.starts_with('[')) {
-    auto close = host.find(']');
-    return std::string(host.substr(1, close == std::string_view::npos ? host.size() : close - 1));
-  }
-  auto colon = host.rfind(':');
-  if (colon != std::string_view::npos && host.find(':') == colon) return std::string(host.substr(0, colon));
-  return std::string(host);
-}
-
 // The registry's own words from an error document
 // {"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown",...}]}.
 std::string registry_error_text(const http::Response& response) {
@@ -128,74 +117,216 @@ std::optional<uint64_t> content_range_start(const std::string& value) {
 
 }  // namespace
 
-bool is_loopback_host(std::string_view host) {
-  std::string name = strip_port(host);
-  if (name == "localhost" || name == "::1") return true;
-  in_addr addr{};
-  if (inet_pton(AF_INET, name.c_str(), &addr) == 1) return (ntohl(addr.s_addr) >> 24) == 127;
-  return false;
-}
-
 bool is_insecure_host(std::string_view host, const std::vector<std::string>& insecure_registries) {
-  std::string name = strip_port(host);
+  std::string name = http::strip_port(host);
   return std::any_of(insecure_registries.begin(), insecure_registries.end(),
                      [&](const std::string& h) { return h == host || h == name; });
 }
 
-RegistryClient::RegistryClient(http::Client& client, Reference ref, std::string base_url,
-                               bool plain_http, const RegistryOptions& options)
+// One host serving the registry, with what was learnt by pinging it.
+struct RegistryClient::Endpoint {
+  RegistryEndpoint config;
+  std::string credentials_domain;  // whose credentials it gets
+  bool connected = false;
+  std::optional<Error> failure;  // the ping failed: skipped from then on
+  std::string base_url;          // "https://host:port/v2", once connected
+  bool plain_http = false;
+  std::unique_ptr<Authenticator> auth;
+
+  // "mirror https://m:5000/v2" / "https://registry:5000/v2", for messages.
+  std::string describe() const { return (config.upstream ? "" : "mirror ") + config.base_url(); }
+};
+
+RegistryClient::RegistryClient(http::Client& client, Reference ref, const RegistryOptions& options)
     : client_(client),
       ref_(std::move(ref)),
-      base_url_(std::move(base_url)),
       scope_("repository:" + ref_.path + ":pull"),
-      auth_(client, ref_.domain, options.credentials, plain_http),
-      retry_(options.retry),
-      cancelled_(options.cancelled) {}
+      options_(options),
+      hosts_source_(options.hosts.source) {
+  std::vector<RegistryEndpoint> configs = options.hosts.endpoints;
+  if (configs.empty()) {
+    RegistryEndpoint self;
+    self.host = ref_.registry_host();
+    configs.push_back(std::move(self));
+  }
+  for (auto& config : configs) {
+    auto e = std::make_unique<Endpoint>();
+    // The registry itself gets the registry's credentials (docker.io →
+    // Docker Hub's key); any other host its own, so a mirror never sees the
+    // upstream's password.
+    e->credentials_domain = config.host == ref_.registry_host() ? ref_.domain : config.host;
+    e->config = std::move(config);
+    endpoints_.push_back(std::move(e));
+  }
+}
+
+RegistryClient::~RegistryClient() = default;
 
 Result<std::unique_ptr<RegistryClient>> RegistryClient::connect(http::Client& client,
                                                                 const Reference& ref,
                                                                 const RegistryOptions& options) {
-  std::string host = ref.registry_host();
-  bool plain_allowed = is_loopback_host(host) || is_insecure_host(host, options.insecure_registries);
+  std::unique_ptr<RegistryClient> registry(new RegistryClient(client, ref, options));
+  // Reach the first host that answers now, so that a registry nobody can
+  // reach fails here with each host's reason; later hosts wait until needed.
+  std::string tried;
+  for (auto& e : registry->endpoints_) {
+    Status ready = registry->ensure_connected(*e);
+    if (ready.ok()) return registry;
+    if (registry->endpoints_.size() == 1) return std::move(ready).error();
+    tried += fmt::format("{}{}: {}", tried.empty() ? "" : "; ", e->describe(), ready.error().message());
+  }
+  return Error(registry->endpoints_.back()->failure->code(),
+               fmt::format("no host for {} could be reached (from {}): {}", ref.domain, registry->hosts_source_, tried));
+}
+
+Result<Ping> ping_endpoint(http::Client& client, const RegistryEndpoint& endpoint,
+                           const std::vector<std::string>& insecure_registries) {
+  const std::string& host = endpoint.host;
+  bool explicit_http = endpoint.scheme == "http";
+  bool plain_allowed = explicit_http || is_loopback_host(host) || is_insecure_host(host, insecure_registries);
   http::Request ping;
-  ping.url = "https://" + host + "/v2/";
+  ping.tls = endpoint.tls;
+  ping.url = (explicit_http ? "http://" : "https://") + host + endpoint.path + "/";
   auto response = client.fetch(ping);
-  bool plain_http = false;
+  bool plain_http = explicit_http;
   // Like Docker, a host allowed plain http is tried with TLS first; unlike
   // Docker, an untrusted certificate there is an error, not a reason to
   // downgrade.
-  if (!response.ok() && plain_allowed &&
+  if (!explicit_http && !response.ok() && plain_allowed &&
       (response.error().code() != ErrorCode::kTls || http::is_tls_handshake_failure(response.error()))) {
-    ping.url = "http://" + host + "/v2/";
+    ping.url = "http://" + host + endpoint.path + "/";
     response = client.fetch(ping);
     plain_http = true;
   }
   if (!response.ok()) {
-    Error e = std::move(response).error();
-    if (e.code() == ErrorCode::kTls && !http::is_tls_handshake_failure(e)) {
-      e.wrap(fmt::format("registry {} (put its CA certificate in certs.d/{}/ca.crt)", host, host));
+    Error error = std::move(response).error();
+    if (error.code() == ErrorCode::kTls && !http::is_tls_handshake_failure(error) && !endpoint.tls &&
+        error.message().find("client certificate") == std::string::npos) {
+      error.wrap(fmt::format("registry {} (put its CA certificate in certs.d/{}/ca.crt)", host, host));
     }
-    return e;
+    return error;
   }
-  std::unique_ptr<RegistryClient> registry(new RegistryClient(
-      client, ref, (plain_http ? "http://" : "https://") + host, plain_http, options));
-  if (response->status == 401) {
-    auto challenges = parse_www_authenticate(response->header("www-authenticate"));
-    if (!challenges) return std::move(challenges).error().wrap(ping.url);
-    registry->auth_.set_challenges(std::move(challenges).value());
-  } else if (response->status == 404) {
-    return Error(ErrorCode::kNotFound,
-                 fmt::format("{} does not serve the registry API (GET {} answered 404)", host, ping.url));
-  } else if (response->status != 200) {
-    return registry->response_error(*response, "ping");
-  }
-  return registry;
+  return Ping{(plain_http ? "http://" : "https://") + host + endpoint.path, plain_http, std::move(response).value()};
 }
 
-Result<http::Response> RegistryClient::send(http::Request request, const http::BodySink* sink,
+Status check_login(http::Client& client, std::string_view host, std::string_view registry_domain,
+                   const Credentials& credentials, const std::vector<std::string>& insecure_registries) {
+  RegistryEndpoint endpoint;
+  endpoint.host = std::string(host);
+  IMGPULL_ASSIGN_OR_RETURN(Ping ping, ping_endpoint(client, endpoint, insecure_registries));
+  const std::string url = ping.base_url + "/";
+  if (ping.response.status == 200) return {};  // asks for nothing: docker, too, says it succeeded
+  if (ping.response.status != 401) {
+    return Error(code_for_status(ping.response.status),
+                 fmt::format("{} answered HTTP {} to GET {}: {}", host, ping.response.status, url,
+                             registry_error_text(ping.response)));
+  }
+  auto challenges = parse_www_authenticate(ping.response.header("www-authenticate"));
+  if (!challenges) return std::move(challenges).error().wrap(url);
+  CredentialLookup given = [&](std::string_view) -> Result<std::optional<Credentials>> {
+    return std::optional<Credentials>(credentials);
+  };
+  Authenticator auth(client, std::string(registry_domain), given, ping.plain_http);
+  auth.set_challenges(std::move(challenges).value());
+  IMGPULL_ASSIGN_OR_RETURN(std::optional<std::string> authorization, auth.authorization(""));
+  http::Request check;
+  check.url = url;
+  check.authorization = authorization;
+  IMGPULL_ASSIGN_OR_RETURN(http::Response response, client.fetch(check));
+  if (response.status == 401 || response.status == 403) {
+    return Error(ErrorCode::kUnauthorized,
+                 fmt::format("{} refused the credentials of {}: {} (HTTP {} from GET {}): wrong username or password?",
+                             host, credentials.username, registry_error_text(response), response.status, url));
+  }
+  if (response.status != 200) {
+    return Error(code_for_status(response.status),
+                 fmt::format("{} answered HTTP {} to GET {}: {}", host, response.status, url,
+                             registry_error_text(response)));
+  }
+  return {};
+}
+
+Status RegistryClient::ensure_connected(Endpoint& e) {
+  std::lock_guard lock(connect_mutex_);
+  if (e.connected) return {};
+  if (e.failure) return *e.failure;
+  auto ping = ping_endpoint(client_, e.config, options_.insecure_registries);
+  if (!ping) {
+    e.failure = ping.error();
+    return std::move(ping).error();
+  }
+  auto failed = [&](Error error) -> Status {
+    e.failure = error;
+    return error;
+  };
+  const http::Response* response = &ping->response;
+  const std::string& host = e.config.host;
+  bool plain_http = ping->plain_http;
+  auto auth = std::make_unique<Authenticator>(client_, e.credentials_domain, options_.credentials, plain_http);
+  if (response->status == 401) {
+    auto challenges = parse_www_authenticate(response->header("www-authenticate"));
+    if (!challenges) return failed(std::move(challenges).error().wrap(ping->base_url + "/"));
+    auth->set_challenges(std::move(challenges).value());
+  } else if (response->status == 404) {
+    return failed(Error(ErrorCode::kNotFound,
+                        fmt::format("{} does not serve the registry API (GET {}/ answered 404)", host, ping->base_url)));
+  } else if (response->status != 200) {
+    return failed(response_error(*response, "ping"));
+  }
+  e.base_url = ping->base_url;
+  e.plain_http = plain_http;
+  e.auth = std::move(auth);
+  e.connected = true;
+  return {};
+}
+
+template <typename T>
+Result<T> RegistryClient::on_endpoints(HostCapability capability, std::string_view what,
+                                       const std::function<Result<T>(Endpoint&, bool last)>& attempt,
+                                       const std::function<bool(const Error&)>& final_error) {
+  std::vector<Endpoint*> candidates;
+  for (auto& e : endpoints_) {
+    if (e->config.can(capability)) candidates.push_back(e.get());
+  }
+  if (candidates.empty()) {
+    return Error(ErrorCode::kInvalidArgument,
+                 fmt::format("{}: no host configured for {} may {} (capabilities in {})", what, ref_.domain,
+                             capability == kCapabilityResolve ? "resolve tags" : "pull", hosts_source_));
+  }
+  std::string tried;
+  std::optional<Error> last_error;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    Endpoint& e = *candidates[i];
+    bool last = i + 1 == candidates.size();
+    Status ready = ensure_connected(e);
+    Result<T> result = ready.ok() ? attempt(e, last) : Result<T>(ready.error());
+    if (result.ok()) return result;
+    if (endpoints_.size() == 1 || final_error(result.error())) return result;
+    tried += fmt::format("{}{}: {}", tried.empty() ? "" : "; ", e.describe(), result.error().message());
+    last_error = std::move(result).error();
+  }
+  return Error(last_error->code(),
+               fmt::format("{}: every host failed (from {}): {}", what, hosts_source_, tried));
+}
+
+std::string RegistryClient::url(const Endpoint& e, std::string_view kind, std::string_view name) const {
+  // A mirror serving several registries learns which one from ?ns=, as
+  // containerd sends it.
+  std::string ns = e.config.upstream ? "" : "?ns=" + http::url_encode(ref_.domain);
+  return fmt::format("{}/{}/{}/{}{}", e.base_url, ref_.path, kind, name, ns);
+}
+
+RetryPolicy RegistryClient::policy_for(bool last) const {
+  RetryPolicy policy = options_.retry;
+  if (!last) policy.max_retries = std::min(policy.max_retries, 1);
+  return policy;
+}
+
+Result<http::Response> RegistryClient::send(Endpoint& e, http::Request request, const http::BodySink* sink,
                                             const http::HeadHandler* on_head) {
+  request.tls = e.config.tls;
   for (int attempt = 0;; ++attempt) {
-    auto authorization = auth_.authorization(scope_);
+    auto authorization = e.auth->authorization(scope_);
     if (!authorization) return std::move(authorization).error();
     request.authorization = *authorization;
     auto response = sink != nullptr ? client_.stream(request, *sink, on_head ? *on_head : http::HeadHandler())
@@ -204,7 +335,7 @@ Result<http::Response> RegistryClient::send(http::Request request, const http::B
     // The token expired or the registry wants another scope: take its new
     // challenge and try once more.
     auto challenges = parse_www_authenticate(response->header("www-authenticate"));
-    auth_.reject(scope_, challenges.ok() ? std::move(challenges).value() : std::vector<Challenge>{});
+    e.auth->reject(scope_, challenges.ok() ? std::move(challenges).value() : std::vector<Challenge>{});
   }
 }
 
@@ -215,19 +346,27 @@ Error RegistryClient::response_error(const http::Response& response, std::string
 }
 
 Result<FetchedManifest> RegistryClient::get_manifest(const std::string& selector) {
-  http::Request request;
-  request.url = fmt::format("{}/v2/{}/manifests/{}", base_url_, ref_.path, selector);
-  request.headers.emplace_back("Accept", manifest_accept_header());
-  request.max_buffered_body = kMaxManifestBytes;
-  IMGPULL_ASSIGN_OR_RETURN(http::Response response, fetch_with_retries(request, "manifest " + selector));
-  if (response.status != 200) return response_error(response, "manifest " + selector);
-  Digest actual = Digest::of(response.body);
-  if (auto wanted = Digest::parse(selector); wanted.ok() && *wanted != actual) {
-    return Error(ErrorCode::kCorrupt,
-                 fmt::format("manifest {} from {}: the registry sent bytes that hash to {}", selector,
-                             request.url, actual.str()));
-  }
-  return FetchedManifest{std::move(response.body), response.header("content-type"), actual};
+  bool by_digest = Digest::parse(selector).ok();
+  const std::string what = "manifest " + selector;
+  return on_endpoints<FetchedManifest>(
+      by_digest ? kCapabilityPull : kCapabilityResolve, what,
+      [&](Endpoint& e, bool last) -> Result<FetchedManifest> {
+        http::Request request;
+        request.url = url(e, "manifests", selector);
+        request.headers.emplace_back("Accept", manifest_accept_header());
+        request.max_buffered_body = kMaxManifestBytes;
+        IMGPULL_ASSIGN_OR_RETURN(http::Response response,
+                                 fetch_with_retries(e, request, what, policy_for(last)));
+        if (response.status != 200) return response_error(response, what);
+        Digest actual = Digest::of(response.body);
+        if (auto wanted = Digest::parse(selector); wanted.ok() && *wanted != actual) {
+          return Error(ErrorCode::kCorrupt,
+                       fmt::format("manifest {} from {}: the registry sent bytes that hash to {}", selector,
+                                   request.url, actual.str()));
+        }
+        return FetchedManifest{std::move(response.body), response.header("content-type"), actual};
+      },
+      [](const Error&) { return false; });
 }
 
 Result<std::string> RegistryClient::get_blob(const Descriptor& blob, size_t max_bytes) {
@@ -235,27 +374,33 @@ Result<std::string> RegistryClient::get_blob(const Descriptor& blob, size_t max_
     return Error(ErrorCode::kTooLarge, fmt::format("blob {} declares {} bytes, over the limit of {}",
                                                    blob.digest.str(), blob.size, max_bytes));
   }
-  http::Request request;
-  request.url = fmt::format("{}/v2/{}/blobs/{}", base_url_, ref_.path, blob.digest.str());
-  request.max_buffered_body = max_bytes;
-  IMGPULL_ASSIGN_OR_RETURN(http::Response response, fetch_with_retries(request, "blob " + blob.digest.str()));
-  if (response.status != 200) return response_error(response, "blob " + blob.digest.str());
-  Digest actual = Digest::of(response.body, blob.digest.algorithm());
-  if (response.body.size() != static_cast<size_t>(blob.size) || actual != blob.digest) {
-    return Error(ErrorCode::kCorrupt,
-                 fmt::format("blob {} from {}: expected {} bytes with that digest, got {} bytes "
-                             "hashing to {}",
-                             blob.digest.str(), request.url, blob.size, response.body.size(),
-                             actual.str()));
-  }
-  return std::move(response.body);
+  const std::string what = "blob " + blob.digest.str();
+  return on_endpoints<std::string>(
+      kCapabilityPull, what,
+      [&](Endpoint& e, bool last) -> Result<std::string> {
+        http::Request request;
+        request.url = url(e, "blobs", blob.digest.str());
+        request.max_buffered_body = max_bytes;
+        IMGPULL_ASSIGN_OR_RETURN(http::Response response, fetch_with_retries(e, request, what, policy_for(last)));
+        if (response.status != 200) return response_error(response, what);
+        Digest actual = Digest::of(response.body, blob.digest.algorithm());
+        if (response.body.size() != static_cast<size_t>(blob.size) || actual != blob.digest) {
+          return Error(ErrorCode::kCorrupt,
+                       fmt::format("blob {} from {}: expected {} bytes with that digest, got {} bytes "
+                                   "hashing to {}",
+                                   blob.digest.str(), request.url, blob.size, response.body.size(),
+                                   actual.str()));
+        }
+        return std::move(response.body);
+      },
+      [](const Error&) { return false; });
 }
 
-Result<http::Response> RegistryClient::fetch_with_retries(const http::Request& request,
-                                                          std::string_view what) {
-  Retrier retrier(retry_, cancelled_);
+Result<http::Response> RegistryClient::fetch_with_retries(Endpoint& e, const http::Request& request,
+                                                          std::string_view what, const RetryPolicy& policy) {
+  Retrier retrier(policy, options_.cancelled);
   while (true) {
-    auto response = send(request, nullptr);
+    auto response = send(e, request, nullptr);
     if (response.ok() && !is_retryable_status(response->status)) return response;
     if (!response.ok() && !is_retryable_error(response.error())) return response;
     Error failure = response.ok() ? response_error(*response, "GET") : response.error();
@@ -265,15 +410,28 @@ Result<http::Response> RegistryClient::fetch_with_retries(const http::Request& r
 }
 
 Status RegistryClient::fetch_blob(const Descriptor& blob, BlobSink& sink) {
-  return fetch_blob_from(fmt::format("{}/v2/{}/blobs/{}", base_url_, ref_.path, blob.digest.str()),
-                         /*authenticated=*/true, blob, sink);
+  bool sink_failed = false;
+  auto fetched = on_endpoints<bool>(
+      kCapabilityPull, "blob " + blob.digest.str(),
+      [&](Endpoint& e, bool last) -> Result<bool> {
+        Status st = fetch_blob_from(&e, url(e, "blobs", blob.digest.str()), blob, sink, policy_for(last),
+                                    &sink_failed);
+        if (!st.ok()) return std::move(st).error();
+        return true;
+      },
+      // The sink's own failures (a full disk, a cancelled pull) would fail
+      // on the next host too.
+      [&](const Error&) { return sink_failed || sink.cancelled(); });
+  if (!fetched) return std::move(fetched).error();
+  return {};
 }
 
 Status RegistryClient::fetch_foreign_blob(const Descriptor& blob, BlobSink& sink) {
   std::string tried;
   for (const auto& url : blob.urls) {
     if (!url.starts_with("https://") && !url.starts_with("http://")) continue;
-    Status fetched = fetch_blob_from(url, /*authenticated=*/false, blob, sink);
+    bool sink_failed = false;
+    Status fetched = fetch_blob_from(nullptr, url, blob, sink, options_.retry, &sink_failed);
     if (fetched.ok()) return fetched;
     if (fetched.error().code() == ErrorCode::kCorrupt || sink.cancelled()) return fetched;
     tried += (tried.empty() ? "" : "; ") + fetched.error().message();
@@ -284,10 +442,10 @@ Status RegistryClient::fetch_foreign_blob(const Descriptor& blob, BlobSink& sink
                            tried.empty() ? "none is http(s)" : tried));
 }
 
-Status RegistryClient::fetch_blob_from(const std::string& url, bool authenticated, const Descriptor& blob,
-                                       BlobSink& sink) {
+Status RegistryClient::fetch_blob_from(Endpoint* endpoint, const std::string& url, const Descriptor& blob,
+                                       BlobSink& sink, const RetryPolicy& policy, bool* sink_failed_out) {
   const std::string what = "blob " + blob.digest.str();
-  Retrier retrier(retry_, [&] { return sink.cancelled() || (cancelled_ && cancelled_()); });
+  Retrier retrier(policy, [&] { return sink.cancelled() || (options_.cancelled && options_.cancelled()); });
   while (true) {
     const uint64_t offset = sink.bytes_held();
     // Every byte arrived before the connection broke: asking for more would
@@ -296,7 +454,8 @@ Status RegistryClient::fetch_blob_from(const std::string& url, bool authenticate
     http::Request request;
     request.url = url;
     if (offset > 0) request.headers.emplace_back("Range", fmt::format("bytes={}-", offset));
-    bool sink_failed = false;  // the sink's own errors are final, never retried
+    bool& sink_failed = *sink_failed_out;  // the sink's own errors are final, never retried
+    sink_failed = false;
     http::HeadHandler on_head = [&](const http::Response& head) -> Status {
       if (head.status == 206) {
         auto start = content_range_start(head.header("content-range"));
@@ -318,7 +477,8 @@ Status RegistryClient::fetch_blob_from(const std::string& url, bool authenticate
       sink_failed = !written.ok();
       return written;
     };
-    auto response = authenticated ? send(request, &body, &on_head) : client_.stream(request, body, on_head);
+    auto response = endpoint != nullptr ? send(*endpoint, request, &body, &on_head)
+                                        : client_.stream(request, body, on_head);
     std::optional<std::chrono::milliseconds> retry_after;
     Error failure(ErrorCode::kUnavailable, "");
     if (!response.ok()) {

@@ -1,11 +1,17 @@
 // The distribution API (Docker Registry HTTP API V2 / OCI distribution spec)
 // for one repository: ping, manifests, blobs, with authentication handled.
 //
-// connect() decides how to speak to the registry: https, verified against the
-// system CAs or certs.d; plain http only for loopback hosts and hosts listed as
-// insecure (as Docker does, except that we never skip TLS verification for
-// loopback: a loopback host that speaks TLS must present a trusted
-// certificate).
+// A registry may be served by several hosts (hosts.toml, see hosts.h):
+// mirrors tried in order, then the upstream. Manifests by tag are asked only
+// of hosts with the "resolve" capability; manifests by digest and blobs of
+// hosts with "pull". A host that fails (cannot be reached, answers an error)
+// is left for the next one; the error when all fail names each host tried.
+//
+// How to speak to each host is decided on first use: https, verified against
+// the system CAs or certs.d; plain http only for loopback hosts, hosts listed
+// as insecure and hosts a hosts.toml names with http:// (as Docker does,
+// except that we never skip TLS verification for loopback: a loopback host
+// that speaks TLS must present a trusted certificate).
 //
 //   IMGPULL_ASSIGN_OR_RETURN(auto registry, RegistryClient::connect(client, ref, options));
 //   IMGPULL_ASSIGN_OR_RETURN(FetchedManifest m, registry->get_manifest(ref.manifest_selector()));
@@ -13,13 +19,16 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "imgpull/auth.h"
 #include "imgpull/digest.h"
 #include "imgpull/error.h"
+#include "imgpull/hosts.h"
 #include "imgpull/http.h"
 #include "imgpull/manifest.h"
 #include "imgpull/reference.h"
@@ -57,12 +66,30 @@ struct RegistryOptions {
   // True when the pull is being abandoned (an interrupt): no more attempts,
   // and back-off sleeps end early.
   std::function<bool()> cancelled;
+  // The hosts to try (load_hosts_config); empty: the registry itself.
+  HostsConfig hosts;
 };
 
-// True for hosts that may use plain http without being listed as insecure:
-// localhost and 127.0.0.0/8 and ::1, with any port.
-bool is_loopback_host(std::string_view host);
+using http::is_loopback_host;
 bool is_insecure_host(std::string_view host, const std::vector<std::string>& insecure_registries);
+
+// A host's answer to GET <base>/ (the API version check), reached as
+// RegistryClient reaches hosts: https first, plain http only when allowed.
+struct Ping {
+  std::string base_url;  // "https://host:port/v2"
+  bool plain_http = false;
+  http::Response response;
+};
+Result<Ping> ping_endpoint(http::Client& client, const RegistryEndpoint& endpoint,
+                           const std::vector<std::string>& insecure_registries);
+
+// What `imgpull login` checks before it stores anything, as docker login
+// does: GET /v2/ on the registry itself (`host`, "registry-1.docker.io" for
+// Docker Hub), then its challenge answered with `credentials` (Basic, or a
+// token fetched from the realm without a scope) and GET /v2/ again, which
+// must answer 200. Wrong credentials are kUnauthorized.
+Status check_login(http::Client& client, std::string_view host, std::string_view registry_domain,
+                   const Credentials& credentials, const std::vector<std::string>& insecure_registries);
 
 struct FetchedManifest {
   std::string bytes;
@@ -72,10 +99,11 @@ struct FetchedManifest {
 
 class RegistryClient {
  public:
+  // Prepares the hosts and reaches the first one that answers (or fails
+  // with each host's error).
   static Result<std::unique_ptr<RegistryClient>> connect(http::Client& client, const Reference& ref,
                                                          const RegistryOptions& options);
-
-  const std::string& base_url() const { return base_url_; }
+  ~RegistryClient();
 
   // GET /v2/<repo>/manifests/<selector>. When `selector` is a digest the bytes
   // must hash to it.
@@ -83,30 +111,44 @@ class RegistryClient {
   // A small blob (a config), checked against its descriptor.
   Result<std::string> get_blob(const Descriptor& blob, size_t max_bytes);
   // Streams a blob's bytes to `sink`, resuming with Range after a dropped
-  // connection or a stall and retrying as the policy says; checking the
-  // bytes is the sink's job.
+  // connection or a stall and retrying as the policy says (then from the
+  // next host, which resumes where the last left off); checking the bytes
+  // is the sink's job.
   Status fetch_blob(const Descriptor& blob, BlobSink& sink);
   // The same for a non-distributable layer, from the URLs its descriptor
   // lists (tried in order), never with the registry's credentials.
   Status fetch_foreign_blob(const Descriptor& blob, BlobSink& sink);
 
  private:
-  RegistryClient(http::Client& client, Reference ref, std::string base_url, bool plain_http,
-                 const RegistryOptions& options);
-  Result<http::Response> send(http::Request request, const http::BodySink* sink,
+  struct Endpoint;
+  RegistryClient(http::Client& client, Reference ref, const RegistryOptions& options);
+  // Pings the endpoint once (then remembers the outcome): scheme, challenge.
+  Status ensure_connected(Endpoint& endpoint);
+  // Runs `attempt` on each endpoint with `capability`, in order, until one
+  // succeeds; `final_error` says whether an error must not move on.
+  template <typename T>
+  Result<T> on_endpoints(HostCapability capability, std::string_view what,
+                         const std::function<Result<T>(Endpoint&, bool last)>& attempt,
+                         const std::function<bool(const Error&)>& final_error);
+  std::string url(const Endpoint& endpoint, std::string_view kind, std::string_view name) const;
+  Result<http::Response> send(Endpoint& endpoint, http::Request request, const http::BodySink* sink,
                               const http::HeadHandler* on_head = nullptr);
   // send() for a request whose body is buffered, tried again as the policy says.
-  Result<http::Response> fetch_with_retries(const http::Request& request, std::string_view what);
-  Status fetch_blob_from(const std::string& url, bool authenticated, const Descriptor& blob, BlobSink& sink);
+  Result<http::Response> fetch_with_retries(Endpoint& endpoint, const http::Request& request,
+                                            std::string_view what, const RetryPolicy& policy);
+  Status fetch_blob_from(Endpoint* endpoint, const std::string& url, const Descriptor& blob, BlobSink& sink,
+                         const RetryPolicy& policy, bool* sink_failed);
   Error response_error(const http::Response& response, std::string_view what) const;
+  // A host with another to fall back on gets one retry, not the full policy.
+  RetryPolicy policy_for(bool last) const;
 
   http::Client& client_;
   Reference ref_;
-  std::string base_url_;  // "https://host:port"
-  std::string scope_;     // "repository:<path>:pull"
-  Authenticator auth_;
-  RetryPolicy retry_;
-  std::function<bool()> cancelled_;
+  std::string scope_;  // "repository:<path>:pull"
+  RegistryOptions options_;
+  std::string hosts_source_;  // the hosts.toml, for messages
+  std::mutex connect_mutex_;  // download threads may reach a host first at once
+  std::vector<std::unique_ptr<Endpoint>> endpoints_;
 };
 
 }  // namespace imgpull

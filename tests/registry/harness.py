@@ -15,7 +15,11 @@ Flavours:
          pull,push on everything
   tls    https with a test CA (``reg.ca_cert_path``; ``reg.cert_dir`` is a
          directory holding only ``ca.crt`` for skopeo/docker style
-         ``--cert-dir``), no auth
+         ``--cert-dir``), no auth. With ``mtls=True`` the registry also
+         demands a client certificate signed by the test CA
+         (``http.tls.clientcas``): ``reg.client_cert_path`` /
+         ``reg.client_key_path``, also in ``reg.cert_dir`` as
+         ``client.cert`` / ``client.key`` (docker's names).
 
 All servers listen on 127.0.0.1 only. Files (config.yml, storage/, logs,
 certs) live under the tmpdir given; the caller owns (and removes) it.
@@ -122,6 +126,31 @@ def _yaml(obj, indent=0) -> str:
     return "\n".join(out)
 
 
+def make_client_cert(certdir: str, ca_crt: str, ca_key: str, name: str = "client"):
+    """A client certificate (clientAuth) signed by the test CA; (cert, key) paths."""
+    key, csr, crt = (os.path.join(certdir, f"{name}.{ext}") for ext in ("key", "csr", "cert"))
+    ext = os.path.join(certdir, f"{name}.ext")
+    _run([OPENSSL, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+          "-keyout", key, "-out", csr, "-subj", f"/CN=imgpull test {name}"])
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\n"
+                "keyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=clientAuth\n")
+    _run([OPENSSL, "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key,
+          "-CAcreateserial", "-out", crt, "-days", "3650", "-sha256", "-extfile", ext])
+    return crt, key
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    """extra merged into base, nested dicts merged key by key."""
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
 def make_tls_material(certdir: str):
     """Test CA + server cert for 127.0.0.1/localhost, made with openssl.
 
@@ -137,7 +166,7 @@ def make_tls_material(certdir: str):
           "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
     _run([OPENSSL, "req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=localhost"])
     with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:registry.localhost\n"
                 "basicConstraints=critical,CA:FALSE\n"
                 "keyUsage=critical,digitalSignature,keyEncipherment\n"
                 "extendedKeyUsage=serverAuth\n")
@@ -170,7 +199,7 @@ class Registry:
     """
 
     def __init__(self, flavour: str, tmpdir: str, token_expires_in: int = 300,
-                 extra_config: dict | None = None):
+                 extra_config: dict | None = None, mtls: bool = False):
         if flavour not in FLAVOURS:
             raise ValueError(f"flavour must be one of {FLAVOURS}, not {flavour!r}")
         self.flavour = flavour
@@ -184,6 +213,10 @@ class Registry:
         self.creds = (USER, PASSWORD) if flavour in ("basic", "token") else None
         self.ca_cert_path = None
         self.cert_dir = None
+        if mtls and flavour != "tls":
+            raise ValueError("mtls needs the tls flavour")
+        self.mtls = mtls
+        self.client_cert_path = self.client_key_path = None
         self.htpasswd_path = None
         self.token_server = None
         self._token_expires_in = token_expires_in
@@ -227,12 +260,22 @@ class Registry:
             with open(self.ca_cert_path, "rb") as src, \
                     open(os.path.join(self.cert_dir, "ca.crt"), "wb") as dst:
                 dst.write(src.read())
+            if self.mtls:
+                self.client_cert_path, self.client_key_path = make_client_cert(
+                    certs, self.ca_cert_path, os.path.join(certs, "ca.key"))
+                for src_path, name in ((self.client_cert_path, "client.cert"),
+                                       (self.client_key_path, "client.key")):
+                    with open(src_path, "rb") as src, \
+                            open(os.path.join(self.cert_dir, name), "wb") as dst:
+                        dst.write(src.read())
 
     def _write_config(self):
         http_cfg = {"addr": self.host, "secret": secrets.token_hex(16),
                     "headers": {"X-Content-Type-Options": ["nosniff"]}}
         if self.flavour == "tls":
             http_cfg["tls"] = {"certificate": self._server_cert, "key": self._server_key}
+            if self.mtls:
+                http_cfg["tls"]["clientcas"] = [self.ca_cert_path]
         cfg = {
             "version": "0.1",
             "log": {"level": "info", "formatter": "text",
@@ -250,7 +293,7 @@ class Registry:
             ts = self.token_server
             cfg["auth"] = {"token": {"realm": ts.realm, "service": ts.service,
                                      "issuer": ts.issuer, "rootcertbundle": ts.cert_path}}
-        cfg.update(self._extra_config)
+        _merge(cfg, self._extra_config)
         with open(self.config_path, "w") as f:
             f.write(_yaml(cfg) + "\n")
 
@@ -393,7 +436,10 @@ class Registry:
     def ssl_context(self):
         if self.flavour != "tls":
             return None
-        return ssl.create_default_context(cafile=self.ca_cert_path)
+        ctx = ssl.create_default_context(cafile=self.ca_cert_path)
+        if self.mtls:
+            ctx.load_cert_chain(self.client_cert_path, self.client_key_path)
+        return ctx
 
     def _connection(self, timeout):
         if self.scheme == "https":
