@@ -733,11 +733,39 @@ def debian(cache: str | None = None) -> DebianImage:
                        cached=not built, get_seconds=time.monotonic() - t)
 
 
+def push_layout_exact(registry: Registry, layout: str, tag_in_layout: str, repo_and_tag: str) -> str:
+    """Push one image of an OCI layout byte for byte through the registry API:
+    its blobs as they are, then its manifest as it is. Returns the manifest
+    digest.
+
+    skopeo is not used for images whose layers exist in two compressions:
+    with a persistent blob-info cache (/var/lib/containers/cache when root,
+    written by any skopeo or podman run on the machine) it may "reuse" the
+    gzip blob of the same diffID already in the registry instead of uploading
+    the zstd one, and push a different image than the layout holds."""
+    with open(os.path.join(layout, "index.json")) as f:
+        index = json.load(f)
+    [desc] = [m for m in index["manifests"]
+              if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag_in_layout]
+    blob = lambda d: os.path.join(layout, "blobs", *d.split(":"))  # noqa: E731
+    with open(blob(desc["digest"]), "rb") as f:
+        manifest_bytes = f.read()
+    manifest = json.loads(manifest_bytes)
+    repo, tag = repo_and_tag.rsplit(":", 1)
+    for d in [manifest["config"], *manifest["layers"]]:
+        _upload_blob(registry, repo, blob(d["digest"]), d["digest"], d["size"])
+    r = registry.api("PUT", f"/v2/{repo}/manifests/{tag}", body=manifest_bytes,
+                     headers={"Content-Type": desc["mediaType"], "Content-Length": str(len(manifest_bytes))})
+    if r.status != 201:
+        raise HarnessError(f"manifest PUT: {r.status} {r.body[:300]!r}")
+    return desc["digest"]
+
+
 def push_debian(registry: Registry, image: DebianImage) -> dict:
     """Push both variants (repo ``debian``); returns and records {repo:tag: digest}."""
     image.pushed = {
-        image.ref: push(registry, image.layout, image.tag, image.ref),
-        image.zstd_ref: push(registry, image.zstd_layout, image.zstd_tag, image.zstd_ref),
+        image.ref: push_layout_exact(registry, image.layout, image.tag, image.ref),
+        image.zstd_ref: push_layout_exact(registry, image.zstd_layout, image.zstd_tag, image.zstd_ref),
     }
     return image.pushed
 
