@@ -19,7 +19,8 @@ What it does:
 Measured per run: wall time; user+sys CPU time of the whole process tree
 (wait4's rusage, which includes every reaped descendant; for containerd the
 daemon's own CPU during the pull is added from /proc); peak RSS as the
-largest resident set of any one process of the tree (ru_maxrss; for
+largest resident set of any one process of the tree (ru_maxrss as
+/usr/bin/time -f %M reports it; for
 containerd the larger of ctr and the daemon's VmHWM; the daemon is started
 fresh for every run so its high-water mark is that pull's, plus its start-up).
 
@@ -99,8 +100,11 @@ class Measure:
 def run_measured(cmd: str, env=None, cwd=None, timeout=RUN_TIMEOUT) -> Measure:
     """Runs `cmd` with bash in its own process group; wall, user+sys of the tree, max RSS."""
     logf = open(os.path.join(CACHE, "last-run.log"), "w+b")
+    rss_file = os.path.join(CACHE, "last-run.rss")
     t0 = time.monotonic()
-    p = subprocess.Popen(["bash", "-c", cmd], stdout=logf, stderr=subprocess.STDOUT,
+    # /usr/bin/time reports the peak RSS of its own child tree: the rusage of a
+    # process forked from this (large) python would include python's pages.
+    p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file, "bash", "-c", cmd], stdout=logf, stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)
     timer = threading.Timer(timeout, lambda: os.killpg(p.pid, signal.SIGKILL))
     timer.start()
@@ -111,7 +115,12 @@ def run_measured(cmd: str, env=None, cwd=None, timeout=RUN_TIMEOUT) -> Measure:
     logf.seek(0)
     out = logf.read().decode(errors="replace")
     logf.close()
-    return Measure(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, p.returncode, out)
+    try:
+        with open(rss_file) as f:
+            rss = int(f.read().split()[-1])
+    except (OSError, ValueError, IndexError):
+        rss = ru.ru_maxrss
+    return Measure(wall, ru.ru_utime + ru.ru_stime, rss, p.returncode, out)
 
 
 def proc_cpu(pid) -> float:

@@ -7,6 +7,7 @@
 #include "imgpull/unpack/decompress.h"
 #include "imgpull/unpack/entry_applier.h"
 #include "imgpull/unpack/hashing_source.h"
+#include "imgpull/unpack/read_ahead.h"
 #include "imgpull/unpack/tar_reader.h"
 
 namespace imgpull::unpack {
@@ -28,7 +29,9 @@ Result<ApplyResult> apply_layer(int rootfs_fd, ByteSource& compressed, Compressi
   // compressed -> decompressor -> diffID hasher -> libarchive -> the rootfs
   auto tar_bytes = make_decompressor(compression, compressed, options.max_uncompressed_bytes);
   HashingSource hashed(*tar_bytes);
-  IMGPULL_ASSIGN_OR_RETURN(auto reader, TarReader::open(hashed));
+  // Inflating and hashing run in ahead's thread, the entries are applied in this one.
+  ReadAheadSource ahead(hashed);
+  IMGPULL_ASSIGN_OR_RETURN(auto reader, TarReader::open(ahead));
   EntryApplier applier(rootfs_fd, options);
   uint64_t entries = 0;
   for (;;) {
@@ -43,6 +46,7 @@ Result<ApplyResult> apply_layer(int rootfs_fd, ByteSource& compressed, Compressi
   IMGPULL_TRY(applier.finish());
   // The diffID covers the whole stream, also the padding after the end-of-archive blocks.
   IMGPULL_TRY(reader->drain());
+  ahead.join();  // its thread is done with `hashed`
   uint64_t bytes = hashed.bytes();
   return ApplyResult{hashed.finish(), bytes, entries};
 }
