@@ -203,8 +203,13 @@ def q(s) -> str:
 class ImgpullRootfs(Tool):
     name = "imgpull pull --rootfs"
 
+    def __init__(self, binary=None, label=None):
+        self.binary = binary  # None: the imgpull under test
+        if label:
+            self.name = f"{self.name} [{label}]"
+
     def command(self, ctx):
-        return (f"{q(ctx.imgpull)} --root {q(ctx.dir + '/store')} pull -q "
+        return (f"{q(self.binary or ctx.imgpull)} --root {q(ctx.dir + '/store')} pull -q "
                 f"--rootfs {q(ctx.dir + '/rootfs')} {q(ctx.ref)}")
 
 
@@ -212,8 +217,13 @@ class ImgpullStore(Tool):
     name = "imgpull pull"
     kind = "store"
 
+    def __init__(self, binary=None, label=None):
+        self.binary = binary
+        if label:
+            self.name = f"{self.name} [{label}]"
+
     def command(self, ctx):
-        return f"{q(ctx.imgpull)} --root {q(ctx.dir + '/store')} pull -q {q(ctx.ref)}"
+        return f"{q(self.binary or ctx.imgpull)} --root {q(ctx.dir + '/store')} pull -q {q(ctx.ref)}"
 
 
 def skopeo_copy(ctx) -> str:
@@ -383,8 +393,12 @@ class FloorUnpack(Tool):
         return " && ".join(parts)
 
 
-def all_tools():
-    return [ImgpullRootfs(), ImgpullStore(), Skopeo(), SkopeoUmoci(), Podman("overlay"),
+def all_tools(compare=()):
+    extra = []
+    for spec in compare:
+        label, _, path = spec.partition("=")
+        extra += [ImgpullRootfs(path, label), ImgpullStore(path, label)]
+    return [ImgpullRootfs(), ImgpullStore(), *extra, Skopeo(), SkopeoUmoci(), Podman("overlay"),
             Podman("vfs"), Containerd(), FloorCurl(), FloorSha("blobs"), FloorSha("tars"),
             FloorUnpack(True), FloorUnpack(False)]
 
@@ -531,12 +545,16 @@ def main():
     ap.add_argument("--tools", default=os.environ.get("BENCH_TOOLS", ""),
                     help="regular expression on tool names (default: all)")
     ap.add_argument("--imgpull", default=os.environ.get("IMGPULL_BIN", os.path.join(REPO, "build", "imgpull")))
+    ap.add_argument("--compare", action="append", default=[], metavar="LABEL=PATH",
+                    help="also run another imgpull binary (before/after measurements); repeatable")
     ap.add_argument("--no-install", action="store_true", help="do not apt-get install missing peers")
     ap.add_argument("--fs", choices=("tmpfs", "disk"), default=os.environ.get("BENCH_FS", "tmpfs"),
                     help="where the stores and root filesystems are written: a tmpfs mounted for the "
                          "run (default, $BENCH_FS; size $BENCH_TMPFS_SIZE, default 12g), or the disk "
                          "under the cache directory")
     args = ap.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the registry and daemons started here are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     os.makedirs(CACHE, exist_ok=True)
     if not args.no_install:
@@ -554,7 +572,7 @@ def main():
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "imgpull-bench", work], check=True)
     log(f"stores and root filesystems are written to {work} ({args.fs})")
     try:
-        tools = [t for t in all_tools() if not args.tools or re.search(args.tools, t.name)]
+        tools = [t for t in all_tools(args.compare) if not args.tools or re.search(args.tools, t.name)]
         small = imgs["minbase"]
         for t in tools:
             if isinstance(t, (Podman, Containerd)):

@@ -296,7 +296,7 @@ Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, cons
     std::string ca = options.ca_file_for_host(host);
     if (!ca.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ca.c_str());
   }
-  if (options.skip_tls_verify && options.skip_tls_verify(host)) {
+  if (!request.verify_peer || (options.skip_tls_verify && options.skip_tls_verify(host))) {
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
   }

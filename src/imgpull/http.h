@@ -44,6 +44,11 @@ struct Request {
   std::string body;  // sent when non-empty (POST forms)
   size_t max_buffered_body = kDefaultMaxBufferedBody;
   int max_redirects = 10;
+  // false: https without checking the server's certificate, for a probe that only
+  // asks whether a server speaks TLS at all. Such a request must carry nothing
+  // secret and its answer must not be used. (curl neither reuses such a connection
+  // nor its TLS session for a verifying request.)
+  bool verify_peer = true;
 };
 
 struct Response {

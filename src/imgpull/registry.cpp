@@ -158,13 +158,27 @@ Result<std::unique_ptr<RegistryClient>> RegistryClient::connect(http::Client& cl
   bool plain_allowed = is_loopback_host(host) || is_insecure_host(host, options.insecure_registries);
   http::Request ping;
   ping.url = "https://" + host + "/v2/";
-  auto response = client.fetch(ping);
-  bool plain_http = false;
   // Like Docker, a host allowed plain http is tried with TLS first; unlike
   // Docker, an untrusted certificate there is an error, not a reason to
   // downgrade.
-  if (!response.ok() && plain_allowed &&
-      (response.error().code() != ErrorCode::kTls || http::is_tls_handshake_failure(response.error()))) {
+  auto speaks_no_tls = [&](const Result<http::Response>& r) {
+    return !r.ok() && (r.error().code() != ErrorCode::kTls || http::is_tls_handshake_failure(r.error()));
+  };
+  bool plain_http = false;
+  if (plain_allowed) {
+    // Whether the server speaks TLS at all is first asked without verifying it: a
+    // verifying handshake loads the CA bundle (some 25 ms) before it learns that the
+    // server (usually a local plain-http registry) does not. The probe carries no
+    // credentials and its answer is not used: a server that speaks TLS is pinged again
+    // below, verified, and an untrusted certificate stays an error.
+    http::Request probe = ping;
+    probe.verify_peer = false;
+    probe.max_redirects = 0;
+    plain_http = speaks_no_tls(client.fetch(probe));
+  }
+  Result<http::Response> response = Error(ErrorCode::kInternal, "no ping");
+  if (!plain_http) response = client.fetch(ping);
+  if (plain_http || (plain_allowed && speaks_no_tls(response))) {
     ping.url = "http://" + host + "/v2/";
     response = client.fetch(ping);
     plain_http = true;
