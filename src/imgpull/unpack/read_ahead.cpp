@@ -5,10 +5,12 @@
 
 namespace imgpull::unpack {
 
-ReadAheadSource::ReadAheadSource(ByteSource& inner, size_t buffers, size_t buffer_bytes)
-    : inner_(inner), buffer_bytes_(buffer_bytes), slots_(std::max<size_t>(buffers, 2)) {
+ReadAheadSource::ReadAheadSource(ByteSource& inner, Hasher* hasher, size_t buffers,
+                                 size_t buffer_bytes)
+    : inner_(inner), hasher_(hasher), buffer_bytes_(buffer_bytes), slots_(std::max<size_t>(buffers, 2)) {
   for (auto& slot : slots_) slot.data = std::make_unique<char[]>(buffer_bytes_);
   thread_ = std::thread([this] { run(); });
+  if (hasher_ != nullptr) hasher_thread_ = std::thread([this] { run_hasher(); });
 }
 
 ReadAheadSource::~ReadAheadSource() {
@@ -28,6 +30,23 @@ void ReadAheadSource::cancel() {
 
 void ReadAheadSource::join() {
   if (thread_.joinable()) thread_.join();
+  if (hasher_thread_.joinable()) hasher_thread_.join();
+}
+
+void ReadAheadSource::run_hasher() {
+  for (uint64_t n = 0;; ++n) {
+    {
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, [&] { return stop_ || filled_ > n || done_; });
+      if (stop_ || filled_ <= n) return;  // cancelled, or every published slot is hashed
+    }
+    // A published slot is only read until both the hasher and the reader are done with it.
+    const Slot& slot = slots_[n % slots_.size()];
+    hasher_->update(slot.data.get(), slot.size);
+    std::lock_guard lock(mutex_);
+    hashed_ = n + 1;
+    changed_.notify_all();
+  }
 }
 
 void ReadAheadSource::run() {
@@ -35,7 +54,7 @@ void ReadAheadSource::run() {
     {
       // Wait for a free slot: at most all of them filled, one of them held by the reader.
       std::unique_lock lock(mutex_);
-      changed_.wait(lock, [&] { return stop_ || n - released_ < slots_.size(); });
+      changed_.wait(lock, [&] { return stop_ || n - reusable() < slots_.size(); });
       if (stop_) break;
     }
     // Slot n is ours alone until it is published.

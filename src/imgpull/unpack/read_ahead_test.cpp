@@ -36,7 +36,7 @@ class DribbleSource : public ByteSource {
 TEST(ReadAheadSource, BlocksCarryTheWholeStreamInOrder) {
   std::string want = pattern(1'000'003);
   DribbleSource inner(want);
-  ReadAheadSource ahead(inner, 3, 64 * 1024);
+  ReadAheadSource ahead(inner, nullptr, 3, 64 * 1024);
   std::string got;
   for (;;) {
     auto block = ahead.next_block();
@@ -51,10 +51,30 @@ TEST(ReadAheadSource, BlocksCarryTheWholeStreamInOrder) {
   EXPECT_TRUE(again->empty());
 }
 
+TEST(ReadAheadSource, TheHasherSeesEveryByteOnceInOrder) {
+  std::string want = pattern(2'500'001);
+  for (size_t buffers : {2, 3, 8}) {
+    DribbleSource inner(want);
+    Hasher hasher;
+    ReadAheadSource ahead(inner, &hasher, buffers, 32 * 1024);
+    std::string got;
+    for (;;) {
+      auto block = ahead.next_block();
+      ASSERT_TRUE(block.ok());
+      if (block->empty()) break;
+      got.append(block->data(), block->size());
+    }
+    ahead.join();
+    EXPECT_EQ(got, want);
+    EXPECT_EQ(hasher.bytes_hashed(), want.size());
+    EXPECT_EQ(hasher.finish(), Digest::of(want));
+  }
+}
+
 TEST(ReadAheadSource, ReadCopiesTheSameBytes) {
   std::string want = pattern(300'001);
   MemorySource inner(want);
-  ReadAheadSource ahead(inner, 2, 4096);
+  ReadAheadSource ahead(inner, nullptr, 2, 4096);
   std::string got;
   char buf[1000];
   for (;;) {
@@ -90,7 +110,7 @@ class FailingSource : public ByteSource {
 
 TEST(ReadAheadSource, TheInnerErrorComesOutAfterTheBytesBeforeIt) {
   FailingSource inner;
-  ReadAheadSource ahead(inner, 2, 4096);
+  ReadAheadSource ahead(inner, nullptr, 2, 4096);
   size_t total = 0;
   for (;;) {
     auto block = ahead.next_block();
@@ -134,8 +154,9 @@ class BlockingSource : public ByteSource {
 
 TEST(ReadAheadSource, DestroyingItCancelsABlockedRead) {
   BlockingSource inner;
+  Hasher hasher;
   {
-    ReadAheadSource ahead(inner);
+    ReadAheadSource ahead(inner, &hasher);
     inner.wait_reading();
   }  // must not hang
   SUCCEED();
@@ -145,7 +166,8 @@ TEST(ReadAheadSource, StopsWhenTheReaderStopsEarly) {
   std::string big = pattern(10'000'000);
   MemorySource inner(big);
   {
-    ReadAheadSource ahead(inner, 2, 4096);
+    Hasher hasher;
+    ReadAheadSource ahead(inner, &hasher, 2, 4096);
     auto block = ahead.next_block();
     ASSERT_TRUE(block.ok());
   }  // the thread is waiting for a free buffer: destroying wakes and joins it
