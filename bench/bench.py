@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fcntl
 import json
 import os
 import re
@@ -52,6 +53,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
 CACHE = os.environ.get("IMGPULL_BENCH_CACHE", "/tmp/imgpull-bench")
+# Where the tools write (a tmpfs is mounted there by default; see --fs).
+WORK = os.environ.get("BENCH_WORKDIR", os.path.join(CACHE, "run"))
 RUN_TIMEOUT = 1800
 
 # command -> Debian package
@@ -99,18 +102,24 @@ class Measure:
 
 def run_measured(cmd: str, env=None, cwd=None, timeout=RUN_TIMEOUT) -> Measure:
     """Runs `cmd` with bash in its own process group; wall, user+sys of the tree, max RSS."""
-    logf = open(os.path.join(CACHE, "last-run.log"), "w+b")
-    rss_file = os.path.join(CACHE, "last-run.rss")
+    logf = open(os.path.join(CACHE, f"last-run-{os.getpid()}.log"), "w+b")
+    rss_file = os.path.join(CACHE, f"last-run-{os.getpid()}.rss")
     t0 = time.monotonic()
     # /usr/bin/time reports the peak RSS of its own child tree: the rusage of a
     # process forked from this (large) python would include python's pages.
     p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file, "bash", "-c", cmd], stdout=logf, stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)
     timer = threading.Timer(timeout, lambda: os.killpg(p.pid, signal.SIGKILL))
+    timer.daemon = True
     timer.start()
-    _, status, ru = os.wait4(p.pid, 0)
+    try:
+        _, status, ru = os.wait4(p.pid, 0)
+    except BaseException:
+        os.killpg(p.pid, signal.SIGKILL)  # interrupted: the tool goes too
+        raise
+    finally:
+        timer.cancel()
     wall = time.monotonic() - t0
-    timer.cancel()
     p.returncode = os.waitstatus_to_exitcode(status)
     logf.seek(0)
     out = logf.read().decode(errors="replace")
@@ -263,6 +272,10 @@ class Podman(Tool):
     def unsupported(self, ctx):
         return self.broken
 
+    def runroot(self, ctx):
+        # containers/storage refuses an overlay runroot longer than 50 characters
+        return f"/tmp/ipb-{self.driver}-{os.getpid()}"
+
     def setup(self, ctx):
         conf = os.path.join(ctx.dir, "registries.conf")
         os.makedirs(os.path.join(ctx.dir, "tmp"), exist_ok=True)
@@ -271,22 +284,23 @@ class Podman(Tool):
                     f'insecure = true\n')
         storage = os.path.join(ctx.dir, "storage.conf")
         with open(storage, "w") as f:
-            f.write(f'[storage]\ndriver = "{self.driver}"\nrunroot = "{ctx.dir}/runroot"\n'
+            f.write(f'[storage]\ndriver = "{self.driver}"\nrunroot = "{self.runroot(ctx)}"\n'
                     f'graphroot = "{ctx.dir}/root"\n')
 
     def command(self, ctx):
         d = ctx.dir
         return (f"CONTAINERS_REGISTRIES_CONF={q(d + '/registries.conf')} "
                 f"CONTAINERS_STORAGE_CONF={q(d + '/storage.conf')} TMPDIR={q(d + '/tmp')} "
-                f"podman --root {q(d + '/root')} --runroot {q(d + '/runroot')} "
+                f"podman --root {q(d + '/root')} --runroot {q(self.runroot(ctx))} "
                 f"--storage-driver {self.driver} --events-backend none --cgroup-manager cgroupfs "
                 f"pull -q --tls-verify=false {q(ctx.ref)}")
 
     def teardown(self, ctx):
         d = ctx.dir
         subprocess.run(f"CONTAINERS_STORAGE_CONF={q(d + '/storage.conf')} podman --root {q(d + '/root')} "
-                       f"--runroot {q(d + '/runroot')} --storage-driver {self.driver} system reset -f",
+                       f"--runroot {q(self.runroot(ctx))} --storage-driver {self.driver} system reset -f",
                        shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rm_rf(self.runroot(ctx))
 
 
 class Containerd(Tool):
@@ -458,7 +472,7 @@ def probe(tool, ctx) -> str | None:
 
 
 def bench_image(img, tools, registry, imgpull, rounds, results):
-    work = os.path.join(CACHE, "run")
+    work = WORK
     log(f"== {img.name}: {img.repo_tag}, {len(img.layer_blobs)} layers, "
         f"{img.compressed_bytes / 1e6:.0f} MB {img.compression}, {img.uncompressed_bytes / 1e6:.0f} MB tar")
     active = []
@@ -557,6 +571,11 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     os.makedirs(CACHE, exist_ok=True)
+    lock = open(os.path.join(CACHE, f"bench-{re.sub(r'[^a-zA-Z0-9]+', '_', WORK)}.lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(f"another bench.py is using {WORK}; set BENCH_WORKDIR for a second one")
     if not args.no_install:
         ensure_peers()
     import images as images_mod
@@ -564,7 +583,7 @@ def main():
     wanted = [imgs[n] for n in args.images.split(",") if n]
     log(f"load average {loadavg()}, {os.cpu_count()} cpus; imgpull {args.imgpull}")
     registry = start_registry(wanted)
-    work = os.path.join(CACHE, "run")
+    work = WORK
     rm_rf(work)
     os.makedirs(work)
     if args.fs == "tmpfs":
@@ -576,7 +595,7 @@ def main():
         small = imgs["minbase"]
         for t in tools:
             if isinstance(t, (Podman, Containerd)):
-                t.broken = probe(t, Ctx(small, registry, os.path.join(CACHE, "run", "probe"), args.imgpull))
+                t.broken = probe(t, Ctx(small, registry, os.path.join(WORK, "probe"), args.imgpull))
                 if t.broken:
                     log(f"{t.name}: {t.broken}")
         results = []
