@@ -232,7 +232,7 @@ Result<Response> Client::Impl::perform(const Request& request, const BodySink* s
   for (int hop = 0; hop <= request.max_redirects; ++hop) {
     bool same_origin = origin_of(url) == first_origin;
     result = perform_hop(h, request, url, same_origin, as_get, sink, on_head);
-    if (!result.ok() || !is_redirect(result->status)) break;
+    if (!result.ok() || !is_redirect(result->status) || request.max_redirects == 0) break;
     std::string location = result->header("location");
     if (location.empty()) break;
     auto next = resolve_url(url, location);

@@ -43,7 +43,7 @@ struct Request {
   std::optional<std::string> authorization;
   std::string body;  // sent when non-empty (POST forms)
   size_t max_buffered_body = kDefaultMaxBufferedBody;
-  int max_redirects = 10;
+  int max_redirects = 10;  // 0: a redirect is not followed but returned as the response
   // false: https without checking the server's certificate, for a probe that only
   // asks whether a server speaks TLS at all. Such a request must carry nothing
   // secret and its answer must not be used. (curl neither reuses such a connection

@@ -173,7 +173,7 @@ Result<std::unique_ptr<RegistryClient>> RegistryClient::connect(http::Client& cl
     // below, verified, and an untrusted certificate stays an error.
     http::Request probe = ping;
     probe.verify_peer = false;
-    probe.max_redirects = 0;
+    probe.max_redirects = 0;  // any answer, a redirect too, means TLS is spoken
     plain_http = speaks_no_tls(client.fetch(probe));
   }
   Result<http::Response> response = Error(ErrorCode::kInternal, "no ping");
