@@ -209,6 +209,20 @@ def q(s) -> str:
     return "'" + str(s).replace("'", "'\\''") + "'"
 
 
+CONTAINERS_CACHE = "/var/lib/containers/cache"
+
+
+def private_cache(ctx, cmd: str) -> str:
+    """Runs `cmd` with a blob-info cache of its own. skopeo and podman (containers/image)
+    share one for the whole machine; what a pull records there (which compressed blob
+    is which uncompressed layer) makes later pushes substitute one compression for
+    another, so runs of the benchmark would change what the tests push."""
+    cache = ctx.dir + "/containers-cache"
+    inner = f"mount --bind {q(cache)} {CONTAINERS_CACHE} && {cmd}"
+    return (f"mkdir -p {q(cache)} {CONTAINERS_CACHE} && "
+            f"unshare --mount --propagation private bash -c {q(inner)}")
+
+
 class ImgpullRootfs(Tool):
     name = "imgpull pull --rootfs"
 
@@ -245,7 +259,7 @@ class Skopeo(Tool):
     kind = "store"
 
     def command(self, ctx):
-        return skopeo_copy(ctx)
+        return private_cache(ctx, skopeo_copy(ctx))
 
 
 class SkopeoUmoci(Tool):
@@ -257,8 +271,8 @@ class SkopeoUmoci(Tool):
         return None
 
     def command(self, ctx):
-        return (skopeo_copy(ctx) + f" && umoci unpack --image {q(ctx.dir + '/oci')}:{ctx.image.tag} "
-                f"{q(ctx.dir + '/bundle')} >/dev/null")
+        return private_cache(ctx, skopeo_copy(ctx) + f" && umoci unpack --image "
+                             f"{q(ctx.dir + '/oci')}:{ctx.image.tag} {q(ctx.dir + '/bundle')} >/dev/null")
 
 
 class Podman(Tool):
@@ -289,7 +303,7 @@ class Podman(Tool):
 
     def command(self, ctx):
         d = ctx.dir
-        return (f"CONTAINERS_REGISTRIES_CONF={q(d + '/registries.conf')} "
+        return private_cache(ctx, f"CONTAINERS_REGISTRIES_CONF={q(d + '/registries.conf')} "
                 f"CONTAINERS_STORAGE_CONF={q(d + '/storage.conf')} TMPDIR={q(d + '/tmp')} "
                 f"podman --root {q(d + '/root')} --runroot {q(self.runroot(ctx))} "
                 f"--storage-driver {self.driver} --events-backend none --cgroup-manager cgroupfs "
@@ -297,9 +311,10 @@ class Podman(Tool):
 
     def teardown(self, ctx):
         d = ctx.dir
-        subprocess.run(f"CONTAINERS_STORAGE_CONF={q(d + '/storage.conf')} podman --root {q(d + '/root')} "
-                       f"--runroot {q(self.runroot(ctx))} --storage-driver {self.driver} system reset -f",
-                       shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        reset = (f"CONTAINERS_STORAGE_CONF={q(d + '/storage.conf')} podman --root {q(d + '/root')} "
+                 f"--runroot {q(self.runroot(ctx))} --storage-driver {self.driver} system reset -f")
+        subprocess.run(["bash", "-c", private_cache(ctx, reset)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         rm_rf(self.runroot(ctx))
 
 
