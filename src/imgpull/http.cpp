@@ -302,7 +302,7 @@ Result<Response> Client::Impl::perform(const Request& request, const BodySink* s
   for (int hop = 0; hop <= request.max_redirects; ++hop) {
     bool same_origin = origin_of(url) == first_origin;
     result = perform_hop(h, request, url, same_origin, as_get, sink, on_head);
-    if (!result.ok() || !is_redirect(result->status)) break;
+    if (!result.ok() || !is_redirect(result->status) || request.max_redirects == 0) break;
     std::string location = result->header("location");
     if (location.empty()) break;
     auto next = resolve_url(url, location);
@@ -397,7 +397,7 @@ Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, cons
     if (!tls.client_key_file.empty()) curl_easy_setopt(h, CURLOPT_SSLKEY, tls.client_key_file.c_str());
   }
   if (tls.client_cert_file.empty()) curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_context);
-  if (tls.skip_verify) {
+  if (tls.skip_verify || !request.verify_peer) {
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
   }

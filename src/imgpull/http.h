@@ -77,7 +77,12 @@ struct Request {
   std::shared_ptr<const TlsSettings> tls;
   std::string body;  // sent when non-empty (POST forms)
   size_t max_buffered_body = kDefaultMaxBufferedBody;
-  int max_redirects = 10;
+  int max_redirects = 10;  // 0: a redirect is not followed but returned as the response
+  // false: https without checking the server's certificate, for a probe that only
+  // asks whether a server speaks TLS at all. Such a request must carry nothing
+  // secret and its answer must not be used. (curl neither reuses such a connection
+  // nor its TLS session for a verifying request.)
+  bool verify_peer = true;
 };
 
 struct Response {

@@ -281,8 +281,9 @@ std::string Reference::name() const { return domain + "/" + path; }
 
 std::string Reference::str() const {
   std::string out = name();
-  if (tag) out += ":" + *tag;
-  if (digest) out += "@" + digest->str();
+  // Appended piecewise: `"@" + digest->str()` trips GCC 12's -Wrestrict false positive at -O3.
+  if (tag) out.append(":").append(*tag);
+  if (digest) out.append("@").append(digest->str());
   return out;
 }
 
@@ -300,8 +301,9 @@ std::string Reference::familiar_name() const {
 
 std::string Reference::familiar() const {
   std::string out = familiar_name();
-  if (tag) out += ":" + *tag;
-  if (digest) out += "@" + digest->str();
+  // Appended piecewise: `"@" + digest->str()` trips GCC 12's -Wrestrict false positive at -O3.
+  if (tag) out.append(":").append(*tag);
+  if (digest) out.append("@").append(digest->str());
   return out;
 }
 

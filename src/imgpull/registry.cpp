@@ -187,13 +187,27 @@ Result<Ping> ping_endpoint(http::Client& client, const RegistryEndpoint& endpoin
   http::Request ping;
   ping.tls = endpoint.tls;
   ping.url = (explicit_http ? "http://" : "https://") + host + endpoint.path + "/";
-  auto response = client.fetch(ping);
-  bool plain_http = explicit_http;
   // Like Docker, a host allowed plain http is tried with TLS first; unlike
   // Docker, an untrusted certificate there is an error, not a reason to
   // downgrade.
-  if (!explicit_http && !response.ok() && plain_allowed &&
-      (response.error().code() != ErrorCode::kTls || http::is_tls_handshake_failure(response.error()))) {
+  auto speaks_no_tls = [&](const Result<http::Response>& r) {
+    return !r.ok() && (r.error().code() != ErrorCode::kTls || http::is_tls_handshake_failure(r.error()));
+  };
+  bool plain_http = explicit_http;
+  if (!explicit_http && plain_allowed) {
+    // Whether the server speaks TLS at all is first asked without verifying it: a
+    // verifying handshake loads the CA bundle (some 25 ms) before it learns that the
+    // server (usually a local plain-http registry) does not. The probe carries no
+    // credentials and its answer is not used: a server that speaks TLS is pinged again
+    // below, verified, and an untrusted certificate stays an error.
+    http::Request probe = ping;
+    probe.verify_peer = false;
+    probe.max_redirects = 0;  // any answer, a redirect too, means TLS is spoken
+    plain_http = speaks_no_tls(client.fetch(probe));
+  }
+  Result<http::Response> response = Error(ErrorCode::kInternal, "no ping");
+  if (explicit_http || !plain_http) response = client.fetch(ping);
+  if (!explicit_http && (plain_http || (plain_allowed && speaks_no_tls(response)))) {
     ping.url = "http://" + host + endpoint.path + "/";
     response = client.fetch(ping);
     plain_http = true;

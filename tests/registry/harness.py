@@ -593,6 +593,12 @@ def push(registry: Registry, oci_layout_dir: str, tag_in_layout: str, repo_and_t
            "--digestfile", digestfile]
     if fmt:
         cmd += ["--format", fmt]
+    else:
+        # Copy the layout as it is: without this, containers/image may push another
+        # compression of a layer that its blob-info cache (shared by every skopeo and
+        # podman run on the machine) says the registry already has -- a zstd image
+        # would arrive with its gzip twin's layers.
+        cmd.append("--preserve-digests")
     if all_:
         cmd.append("--all")
     cmd += registry.skopeo_flags("dest-", creds)

@@ -28,6 +28,10 @@ class ByteSource {
  public:
   virtual ~ByteSource() = default;
   virtual Result<size_t> read(void* buf, size_t n) = 0;
+  // Asks a read blocked in this source (or below it), possibly on another thread, to
+  // return soon, with an error; sources that never block need not do anything.
+  // Wrappers pass it on to their inner source.
+  virtual void cancel() {}
 };
 
 // Reads until `n` bytes or the end of the stream; returns how many were read.

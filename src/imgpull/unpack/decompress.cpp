@@ -20,6 +20,7 @@ class LimitedSource : public ByteSource {
     }
     return got;
   }
+  void cancel() override { inner_.cancel(); }
 
  private:
   std::unique_ptr<ByteSource> owned_;

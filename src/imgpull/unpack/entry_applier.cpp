@@ -60,7 +60,29 @@ EntryApplier::EntryApplier(int rootfs_fd, const ApplyOptions& options)
     : options_(options),
       resolver_(rootfs_fd,
                 options.force_walk_resolver ? ResolveMode::kWalk : ResolveMode::kOpenat2),
-      warnings_(options.warn) {}
+      warnings_(options.warn),
+      euid_(geteuid()),
+      egid_(getegid()) {}
+
+Result<int> EntryApplier::parent_dir(const PathComponents& path) {
+  std::span<const std::string> parent = parent_of(path);
+  std::string joined = join_components(parent);
+  if (!parent_stale_ && joined == parent_path_) return parent_fd_.get();
+  parent_fd_.reset();
+  IMGPULL_ASSIGN_OR_RETURN(UniqueFd dir, resolver_.create_dirs(parent));
+  parent_fd_ = std::move(dir);
+  parent_path_ = std::move(joined);
+  parent_stale_ = false;
+  return parent_fd_.get();
+}
+
+template <typename Create>
+Result<int> EntryApplier::create_node(const Place& place, Create create) {
+  int rc = create(place.dir_fd, place.name.c_str());
+  if (rc >= 0 || errno != EEXIST) return rc;
+  IMGPULL_TRY(clear(place, /*keep_directory=*/false));
+  return create(place.dir_fd, place.name.c_str());
+}
 
 Status EntryApplier::apply(const TarEntry& entry, TarReader& reader) {
   PathComponents path = clean_entry_path(entry.path);
@@ -80,9 +102,9 @@ Status EntryApplier::apply_at(const PathComponents& path, const TarEntry& entry,
                               TarReader& reader) {
   Whiteout whiteout = classify_whiteout(path.back());
   if (whiteout.kind != WhiteoutKind::kNone) return apply_whiteout(path, whiteout);
-  IMGPULL_ASSIGN_OR_RETURN(UniqueFd dir, resolver_.create_dirs(parent_of(path)));
+  IMGPULL_ASSIGN_OR_RETURN(int dir_fd, parent_dir(path));
   std::string joined = join_components(path);
-  Place place{dir.get(), path.back(), joined};
+  Place place{dir_fd, path.back(), joined};
   if (entry.type == TarEntry::Type::kDirectory) {
     IMGPULL_TRY(make_directory(place, entry));
   } else {
@@ -101,6 +123,7 @@ Status EntryApplier::apply_whiteout(const PathComponents& path, const Whiteout& 
       return ok_status();
     default: break;
   }
+  forget_parent();  // it removes things
   auto dir = resolver_.open_dir(parent_of(path));
   if (!dir) {
     // No such directory below: nothing to remove.
@@ -136,6 +159,7 @@ Result<bool> EntryApplier::clear(const Place& place, bool keep_directory) {
     if (errno == ENOENT) return false;
     return sys_error("stat");
   }
+  if (!S_ISDIR(st.st_mode) || !keep_directory) forget_parent();  // something is removed
   if (S_ISDIR(st.st_mode)) {
     if (keep_directory) return true;
     IMGPULL_TRY(remove_all_at(place.dir_fd, place.name));
@@ -148,23 +172,41 @@ Result<bool> EntryApplier::clear(const Place& place, bool keep_directory) {
 }
 
 Status EntryApplier::write_regular(const Place& place, const TarEntry& entry, TarReader& reader) {
-  IMGPULL_TRY(clear(place, /*keep_directory=*/false));
-  UniqueFd fd(openat(place.dir_fd, place.name.c_str(),
-                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  // A file that will belong to whoever we are is made with its final permission bits, so
+  // that (mostly) neither chown nor chmod is needed; any other file starts owner-only.
+  bool ours = !options_.preserve_ownership || (entry.uid == euid_ && entry.gid == egid_);
+  mode_t create_mode = ours && (entry.mode & 07000) == 0 ? entry.mode : 0600;
+  IMGPULL_ASSIGN_OR_RETURN(int raw_fd, create_node(place, [&](int dir, const char* name) {
+    return openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, create_mode);
+  }));
+  UniqueFd fd(raw_fd);
   if (!fd) return sys_error("creating file");
-  IMGPULL_TRY(copy_data(fd.get(), entry, reader));
   Node node{place.dir_fd, place.name, fd.get()};
-  if (options_.preserve_ownership) IMGPULL_TRY(set_owner(node, entry.uid, entry.gid));
-  IMGPULL_TRY(set_mode(node, entry.mode));
+  // What it was made with: the umask, a default ACL or a setgid directory may differ.
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return sys_error("stat of the new file");
+  bool chown_needed = options_.preserve_ownership && (st.st_uid != entry.uid || st.st_gid != entry.gid);
+  if (chown_needed && create_mode != 0600) {
+    // Owner-only before any data goes in, as for a file that is not ours.
+    IMGPULL_TRY(set_mode(node, 0600));
+    st.st_mode = (st.st_mode & ~07777) | 0600;
+  }
+  IMGPULL_TRY(copy_data(fd.get(), entry, reader));
+  if (chown_needed) IMGPULL_TRY(set_owner(node, entry.uid, entry.gid));
+  // chown clears setuid/setgid, so the mode always follows it.
+  if (chown_needed || (st.st_mode & 07777) != entry.mode) IMGPULL_TRY(set_mode(node, entry.mode));
   set_xattrs(node, entry.xattrs, warnings_);
   return set_times(node, entry.atime, entry.mtime);
 }
 
 Status EntryApplier::make_directory(const Place& place, const TarEntry& entry) {
-  IMGPULL_ASSIGN_OR_RETURN(bool kept, clear(place, /*keep_directory=*/true));
   // Owner-only until finish() sets the entry's mode, after the contents are written.
-  if (!kept && mkdirat(place.dir_fd, place.name.c_str(), 0700) != 0) {
-    return sys_error("creating directory");
+  if (mkdirat(place.dir_fd, place.name.c_str(), 0700) != 0) {
+    if (errno != EEXIST) return sys_error("creating directory");
+    IMGPULL_ASSIGN_OR_RETURN(bool kept, clear(place, /*keep_directory=*/true));
+    if (!kept && mkdirat(place.dir_fd, place.name.c_str(), 0700) != 0) {
+      return sys_error("creating directory");
+    }
   }
   UniqueFd fd(openat(place.dir_fd, place.name.c_str(),
                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -178,11 +220,11 @@ Status EntryApplier::make_directory(const Place& place, const TarEntry& entry) {
 
 Status EntryApplier::make_symlink(const Place& place, const TarEntry& entry) {
   if (entry.link_target.empty()) return Error(ErrorCode::kCorrupt, "symlink with an empty target");
-  IMGPULL_TRY(clear(place, /*keep_directory=*/false));
   // The target is data, stored as written; it is only ever resolved inside the root.
-  if (symlinkat(entry.link_target.c_str(), place.dir_fd, place.name.c_str()) != 0) {
-    return sys_error("creating symlink");
-  }
+  IMGPULL_ASSIGN_OR_RETURN(int rc, create_node(place, [&](int dir, const char* name) {
+    return symlinkat(entry.link_target.c_str(), dir, name);
+  }));
+  if (rc != 0) return sys_error("creating symlink");
   Node node{place.dir_fd, place.name};
   if (options_.preserve_ownership) IMGPULL_TRY(set_owner(node, entry.uid, entry.gid));
   set_xattrs(node, entry.xattrs, warnings_);

@@ -44,6 +44,17 @@ class EntryApplier {
   };
 
   Status apply_at(const PathComponents& path, const TarEntry& entry, TarReader& reader);
+  // The directory an entry goes in, created if missing. Consecutive entries of a tar
+  // mostly share it, so the last one is kept open; anything that removes or replaces
+  // a node (which could change where a path leads) forgets it.
+  Result<int> parent_dir(const PathComponents& path);
+  // Stale from now on; still open, as the entry being applied may be using it.
+  void forget_parent() { parent_stale_ = true; }
+  // Creates `place` with `create(dir_fd, name)` (a *at call that fails with EEXIST on
+  // anything already there, never following it); on EEXIST clears the place and tries
+  // once more. Returns the call's result; errno is set when it is negative.
+  template <typename Create>
+  Result<int> create_node(const Place& place, Create create);
   Status apply_whiteout(const PathComponents& path, const Whiteout& whiteout);
   Status create(const Place& place, const TarEntry& entry, TarReader& reader);
   Status write_regular(const Place& place, const TarEntry& entry, TarReader& reader);
@@ -61,6 +72,11 @@ class EntryApplier {
   LayerPaths added_;
   Warnings warnings_;
   std::map<std::string, DirectoryMetadata> directories_;  // by cleaned path
+  UniqueFd parent_fd_;       // the directory of the last entry ...
+  std::string parent_path_;  // ... at this cleaned path
+  bool parent_stale_ = true;
+  uid_t euid_;               // who creates the nodes: what they are owned by before chown
+  gid_t egid_;
 };
 
 }  // namespace imgpull::unpack

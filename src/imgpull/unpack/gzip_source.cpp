@@ -53,6 +53,7 @@ class GzipSource : public ByteSource {
     }
     return static_cast<size_t>(want - state_->avail_out);
   }
+  void cancel() override { source_.cancel(); }
 
  private:
   // Runs the inflater once; fails if it can make no progress with all the input there is.

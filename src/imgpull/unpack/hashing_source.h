@@ -23,6 +23,8 @@ class HashingSource : public ByteSource {
     return got;
   }
 
+  void cancel() override { inner_.cancel(); }
+
   uint64_t bytes() const { return hasher_.bytes_hashed(); }
   // Ends the stream; read no more afterwards.
   Digest finish() { return hasher_.finish(); }

@@ -6,7 +6,7 @@
 
 #include "imgpull/unpack/decompress.h"
 #include "imgpull/unpack/entry_applier.h"
-#include "imgpull/unpack/hashing_source.h"
+#include "imgpull/unpack/read_ahead.h"
 #include "imgpull/unpack/tar_reader.h"
 
 namespace imgpull::unpack {
@@ -25,10 +25,12 @@ Status check_is_directory(int fd) {
 Result<ApplyResult> apply_layer(int rootfs_fd, ByteSource& compressed, Compression compression,
                                 const ApplyOptions& options) {
   IMGPULL_TRY(check_is_directory(rootfs_fd));
-  // compressed -> decompressor -> diffID hasher -> libarchive -> the rootfs
+  // compressed -> decompressor -> read-ahead (+ diffID hasher thread) -> libarchive -> the rootfs
   auto tar_bytes = make_decompressor(compression, compressed, options.max_uncompressed_bytes);
-  HashingSource hashed(*tar_bytes);
-  IMGPULL_ASSIGN_OR_RETURN(auto reader, TarReader::open(hashed));
+  // Inflating and hashing run in ahead's two threads, the entries are applied in this one.
+  Hasher diff_id(DigestAlgorithm::kSha256);
+  ReadAheadSource ahead(*tar_bytes, &diff_id);
+  IMGPULL_ASSIGN_OR_RETURN(auto reader, TarReader::open(ahead));
   EntryApplier applier(rootfs_fd, options);
   uint64_t entries = 0;
   for (;;) {
@@ -43,8 +45,9 @@ Result<ApplyResult> apply_layer(int rootfs_fd, ByteSource& compressed, Compressi
   IMGPULL_TRY(applier.finish());
   // The diffID covers the whole stream, also the padding after the end-of-archive blocks.
   IMGPULL_TRY(reader->drain());
-  uint64_t bytes = hashed.bytes();
-  return ApplyResult{hashed.finish(), bytes, entries};
+  ahead.join();  // every byte is hashed
+  uint64_t bytes = diff_id.bytes_hashed();
+  return ApplyResult{diff_id.finish(), bytes, entries};
 }
 
 }  // namespace imgpull::unpack

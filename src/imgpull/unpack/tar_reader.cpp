@@ -1,5 +1,7 @@
 #include "imgpull/unpack/tar_reader.h"
 
+#include "imgpull/unpack/read_ahead.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 
@@ -95,7 +97,9 @@ Result<TarEntry> to_tar_entry(archive_entry* e) {
 }  // namespace
 
 TarReader::TarReader(ByteSource& source)
-    : source_(source), buffer_(std::make_unique<char[]>(kTarReadBufferBytes)) {}
+    : source_(source), blocks_(dynamic_cast<ReadAheadSource*>(&source)) {
+  if (blocks_ == nullptr) buffer_ = std::make_unique<char[]>(kTarReadBufferBytes);
+}
 
 TarReader::~TarReader() {
   if (archive_) archive_read_free(archive_);
@@ -117,6 +121,16 @@ Result<std::unique_ptr<TarReader>> TarReader::open(ByteSource& source) {
 
 ssize_t TarReader::read_callback(struct archive* archive, void* self, const void** buffer) {
   auto* reader = static_cast<TarReader*>(self);
+  if (reader->blocks_ != nullptr) {  // no copy: libarchive reads the read-ahead's own buffer
+    auto block = reader->blocks_->next_block();
+    if (!block) {
+      reader->source_error_ = block.error();
+      archive_set_error(archive, EIO, "%s", block.error().message().c_str());
+      return -1;
+    }
+    *buffer = block->data();
+    return static_cast<ssize_t>(block->size());
+  }
   auto got = reader->source_.read(reader->buffer_.get(), kTarReadBufferBytes);
   if (!got) {
     reader->source_error_ = got.error();
@@ -147,6 +161,12 @@ Result<std::optional<TarReader::Block>> TarReader::read_block() {
 }
 
 Status TarReader::drain() {
+  if (blocks_ != nullptr) {
+    for (;;) {
+      IMGPULL_ASSIGN_OR_RETURN(auto block, blocks_->next_block());
+      if (block.empty()) return ok_status();
+    }
+  }
   for (;;) {
     IMGPULL_ASSIGN_OR_RETURN(size_t got, source_.read(buffer_.get(), kTarReadBufferBytes));
     if (got == 0) return ok_status();

@@ -37,6 +37,8 @@ struct archive;
 
 namespace imgpull::unpack {
 
+class ReadAheadSource;
+
 struct TarEntry {
   enum class Type { kRegular, kDirectory, kSymlink, kHardlink, kCharDevice, kBlockDevice, kFifo,
                     kOther };
@@ -81,6 +83,7 @@ class TarReader {
   Error archive_error(std::string_view doing) const;
 
   ByteSource& source_;
+  ReadAheadSource* blocks_;  // source_, when it can lend its buffers
   struct archive* archive_ = nullptr;
   std::unique_ptr<char[]> buffer_;
   std::optional<Error> source_error_;  // the source's own error, kept over libarchive's

@@ -37,6 +37,7 @@ class ZstdSource : public ByteSource {
     }
     return out.pos;
   }
+  void cancel() override { source_.cancel(); }
 
  private:
   Status decompress_some(ZSTD_outBuffer& out) {

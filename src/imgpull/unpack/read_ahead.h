@@ -1,0 +1,89 @@
+// Runs the reads of a ByteSource in a thread of its own, a few buffers ahead
+// of its reader, and optionally hashes the stream in a third thread, from the
+// same buffers. Put between the decompressor and the tar reader, it spreads
+// applying a layer over three threads of about equal work: inflating, the
+// diffID's SHA-256, and writing the files.
+//
+//   Hasher diff_id_hasher;
+//   ReadAheadSource ahead(*decompressor, &diff_id_hasher);  // both read by ahead's threads
+//   for (;;) {
+//     IMGPULL_ASSIGN_OR_RETURN(auto block, ahead.next_block());
+//     if (block.empty()) break;               // end of stream
+//     consume(block);                         // valid until the next call
+//   }
+//   ahead.join();                             // every byte is hashed, the threads are done
+//   Digest diff_id = diff_id_hasher.finish();
+//
+// Destroying it early (the reader failed) stops the thread: it cancels the
+// inner source (a download being followed wakes up) and joins it. Memory:
+// `buffers` x `buffer_bytes`, fixed.
+#pragma once
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "imgpull/digest.h"
+#include "imgpull/unpack/byte_source.h"
+
+namespace imgpull::unpack {
+
+class ReadAheadSource : public ByteSource {
+ public:
+  static constexpr size_t kDefaultBuffers = 4;
+  static constexpr size_t kDefaultBufferBytes = 1024 * 1024;
+
+  // `inner` (and `hasher`) must outlive this; from now on only this object's threads
+  // use them. With a hasher, a buffer is reused once both it and the reader are done.
+  explicit ReadAheadSource(ByteSource& inner, Hasher* hasher = nullptr,
+                           size_t buffers = kDefaultBuffers,
+                           size_t buffer_bytes = kDefaultBufferBytes);
+  ~ReadAheadSource() override;
+  ReadAheadSource(const ReadAheadSource&) = delete;
+  ReadAheadSource& operator=(const ReadAheadSource&) = delete;
+
+  // The next block of the stream (empty at its end), valid until the next call of
+  // next_block or read. Errors of the inner source come out here, in order.
+  Result<std::span<const char>> next_block();
+  // The same bytes, copied.
+  Result<size_t> read(void* buf, size_t n) override;
+  // Makes the thread stop soon; reads then fail.
+  void cancel() override;
+  // Waits for the threads to end (at the end of the stream, on an error, or cancelled);
+  // after the end of the stream every byte has been hashed.
+  void join();
+
+ private:
+  struct Slot {
+    std::unique_ptr<char[]> data;
+    size_t size = 0;
+  };
+  void run();
+  void run_hasher();
+  uint64_t reusable() const { return hasher_ ? std::min(released_, hashed_) : released_; }
+
+  ByteSource& inner_;
+  Hasher* hasher_;
+  size_t buffer_bytes_;
+  std::vector<Slot> slots_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  uint64_t filled_ = 0;    // slots published by the thread
+  uint64_t released_ = 0;  // slots given back by the reader
+  uint64_t hashed_ = 0;    // slots the hasher is done with
+  bool holding_ = false;   // the reader holds slot released_ % size
+  bool done_ = false;      // the thread published its last slot (or an error)
+  bool stop_ = false;
+  std::optional<Error> error_;
+  std::span<const char> current_;  // what read() has left of the held slot
+  std::thread thread_;
+  std::thread hasher_thread_;
+};
+
+}  // namespace imgpull::unpack
