@@ -19,6 +19,8 @@ packages=(
   python3-pytest apache2-utils openssl curl
   # the real Debian rootfs fixture (tests/registry/fixtures.py: debian)
   mmdebstrap
+  # libFuzzer targets (scripts/fuzz.sh): clang and its fuzzer/sanitizer runtimes
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()
