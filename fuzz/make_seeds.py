@@ -11,6 +11,8 @@ they are skipped with a note.
 Input formats (see each fuzz/*_fuzz.cpp):
   reference, challenge, credentials: the text itself
   manifest:   one Content-Type selector byte, then the document
+  registry_response: byte 0 even = error document (byte 1 picks the HTTP
+              status), odd = token server answer; then the body
   tar_apply:  one selector byte (bits 0-1 compression: 0 none, 1 gzip, 2 zstd;
               bit 2 walk resolver; bit 3 apply twice; bit 4 keep ownership),
               then the layer blob
@@ -153,6 +155,24 @@ def manifest_seeds():
                                                                "size": 1}, "layers": []}
 
 
+# --- registry error documents and token server answers (registry_response_fuzz).
+ERROR_DOCS = [
+    {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown",
+                 "detail": {"Tag": "latest"}}]},
+    {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required",
+                 "detail": [{"Type": "repository", "Name": "library/x", "Action": "pull"}]}]},
+    {"errors": [{"code": "DENIED"}, {"message": "requested access to the resource is denied"}]},
+    {"errors": [{"code": "TOOMANYREQUESTS", "message": "You have reached your pull rate limit."}]},
+]
+TOKENS = [
+    {"token": "eyJhbGciOiJSUzI1NiJ9.e30.sig", "access_token": "eyJhbGciOiJSUzI1NiJ9.e30.sig",
+     "expires_in": 300, "issued_at": "2024-01-02T03:04:05.123456789Z"},
+    {"access_token": "ghs_abc", "expires_in": 3600, "scope": "repository:a/b:pull"},
+    {"token": "t"},
+    {"token": "t", "expires_in": 9223372036854775807},
+]
+
+
 # --- docker config.json shapes.
 def b64(s):
     import base64
@@ -260,6 +280,11 @@ def main():
         write("challenge_fuzz", f"challenge-{i:02d}", c)
     for name, ct, doc in manifest_seeds():
         write("manifest_fuzz", name, bytes([ct]) + json.dumps(doc, indent=1).encode())
+    for i, doc in enumerate(ERROR_DOCS):
+        write("registry_response_fuzz", f"error-{i}", bytes([0, i]) + json.dumps(doc).encode())
+    write("registry_response_fuzz", "error-html", bytes([0, 8]) + b"<html><body>502 Bad Gateway</body></html>")
+    for i, doc in enumerate(TOKENS):
+        write("registry_response_fuzz", f"token-{i}", bytes([1, 0]) + json.dumps(doc).encode())
     for name, doc in CREDENTIALS.items():
         write("credentials_fuzz", name, json.dumps(doc, indent=1))
     for name, entries in LAYERS.items():

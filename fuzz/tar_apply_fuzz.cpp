@@ -6,6 +6,11 @@
 //   bit 2     force the O_NOFOLLOW walk resolver instead of openat2
 //   bit 3     apply the layer a second time on top of the first
 //   bit 4     preserve ownership (chown, device nodes; only when root)
+//   bit 5     keep tar header checksums as they are; without it, every
+//             512-byte block of an uncompressed layer that has the "ustar"
+//             magic gets its checksum recomputed, so that mutations of
+//             header fields reach the applier instead of stopping at
+//             libarchive's checksum test
 //
 // Layout, made once: PARENT/canary/{file,dir/deep,hardlinked,link} and, per
 // input, a fresh PARENT/rootfs removed afterwards. After each input the
@@ -25,10 +30,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -167,6 +175,20 @@ struct Harness {
 
 Harness* g_harness;
 
+// Recomputes the checksum of every block that looks like a ustar/GNU header.
+void fix_header_checksums(std::string& tar) {
+  constexpr size_t kBlock = 512, kMagic = 257, kChecksum = 148, kChecksumSize = 8;
+  for (size_t off = 0; off + kBlock <= tar.size(); off += kBlock) {
+    char* block = tar.data() + off;
+    if (std::string_view(block + kMagic, 5) != "ustar") continue;
+    std::memset(block + kChecksum, ' ', kChecksumSize);
+    unsigned sum = 0;
+    for (size_t i = 0; i < kBlock; ++i) sum += static_cast<unsigned char>(block[i]);
+    std::snprintf(block + kChecksum, 7, "%06o", sum & 0777777);  // 6 digits, NUL
+    block[kChecksum + 7] = ' ';
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -178,10 +200,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   Harness& h = *g_harness;
   const uint8_t selector = data[0];
-  std::string_view blob(reinterpret_cast<const char*>(data + 1), size - 1);
+  std::string owned(reinterpret_cast<const char*>(data + 1), size - 1);
   static constexpr Compression kCompressions[] = {Compression::kNone, Compression::kGzip,
                                                   Compression::kZstd, Compression::kNone};
   Compression compression = kCompressions[selector & 3];
+  if (compression == Compression::kNone && (selector & 32) == 0) fix_header_checksums(owned);
+  const std::string_view blob = owned;
   ApplyOptions options;
   options.force_walk_resolver = (selector & 4) != 0;
   options.preserve_ownership = (selector & 16) != 0 && geteuid() == 0;

@@ -15,6 +15,13 @@ std::string string_field(const json& object, const char* key) {
   return it != object.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
+// As string_field: a missing field, or one of another type, reads as false.
+// (json::value(key, false) would throw on a non-boolean, ending the process.)
+bool bool_field(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_boolean() && it->get<bool>();
+}
+
 bool is_manifest_type(std::string_view t) {
   return t == media_type::kDockerManifest || t == media_type::kOciManifest;
 }
@@ -260,7 +267,7 @@ Result<ImageConfig> parse_config(std::string_view bytes) {
       if (!h.is_object()) continue;
       config.history.push_back(HistoryEntry{string_field(h, "created"), string_field(h, "created_by"),
                                             string_field(h, "comment"),
-                                            h.value("empty_layer", false)});
+                                            bool_field(h, "empty_layer")});
     }
   }
   config.raw = std::move(doc);

@@ -144,6 +144,21 @@ TEST(Config, ParsesDiffIdsAndHistory) {
   EXPECT_FALSE(parse_config(R"({"architecture":"amd64"})").ok());
 }
 
+// A history entry's empty_layer of another type than boolean threw
+// nlohmann::json::type_error out of parse_config (std::terminate in imgpull);
+// like the other history fields, a wrongly typed one now reads as absent.
+TEST(ConfigRegression, NonBooleanEmptyLayerIsFalseNotAnException) {
+  for (const char* value : {"1", "\"true\"", "null", "[]", "{}", "1.5"}) {
+    std::string doc = std::string(R"({"rootfs":{"diff_ids":[]},"history":[{"empty_layer":)") + value +
+                      R"(},{"empty_layer":true}]})";
+    auto c = parse_config(doc);
+    ASSERT_TRUE(c.ok()) << value << ": " << c.error().message();
+    ASSERT_EQ(c->history.size(), 2u);
+    EXPECT_FALSE(c->history[0].empty_layer) << value;
+    EXPECT_TRUE(c->history[1].empty_layer);
+  }
+}
+
 TEST(Manifest, DockerToOciKeepsBlobs) {
   nlohmann::json docker = {
       {"schemaVersion", 2},

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "imgpull/auth.h"
@@ -60,6 +61,13 @@ struct RegistryOptions {
 // localhost and 127.0.0.0/8 and ::1, with any port.
 bool is_loopback_host(std::string_view host);
 bool is_insecure_host(std::string_view host, const std::vector<std::string>& insecure_registries);
+
+// The registry's own words from an error document
+// {"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}, each
+// error's message (else its code) joined by "; "; when the body says nothing
+// usable, a short text for the status ("not found", "HTTP 500"). The body is
+// whatever the server sent, so anything else in it is ignored.
+std::string registry_error_text(long status, std::string_view body);
 
 struct FetchedManifest {
   std::string bytes;
