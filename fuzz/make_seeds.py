@@ -11,8 +11,8 @@ they are skipped with a note.
 Input formats (see each fuzz/*_fuzz.cpp):
   reference, challenge, credentials: the text itself
   manifest:   one Content-Type selector byte, then the document
-  registry_response: byte 0 even = error document (byte 1 picks the HTTP
-              status), odd = token server answer; then the body
+  registry_response: byte 0 mod 3 = 0 error document, 1 token answer,
+              2 token refusal; byte 1 picks the HTTP status; then the body
   tar_apply:  one selector byte (bits 0-1 compression: 0 none, 1 gzip, 2 zstd;
               bit 2 walk resolver; bit 3 apply twice; bit 4 keep ownership),
               then the layer blob
@@ -171,6 +171,11 @@ TOKENS = [
     {"token": "t"},
     {"token": "t", "expires_in": 9223372036854775807},
 ]
+TOKEN_ERRORS = [
+    {"details": "incorrect username or password"},
+    {"error": "invalid_grant", "error_description": "refresh token expired"},
+    {"errors": [{"code": "DENIED", "message": "account is banned"}]},
+]
 
 
 # --- docker config.json shapes.
@@ -285,6 +290,8 @@ def main():
     write("registry_response_fuzz", "error-html", bytes([0, 8]) + b"<html><body>502 Bad Gateway</body></html>")
     for i, doc in enumerate(TOKENS):
         write("registry_response_fuzz", f"token-{i}", bytes([1, 0]) + json.dumps(doc).encode())
+    for i, doc in enumerate(TOKEN_ERRORS):
+        write("registry_response_fuzz", f"token-error-{i}", bytes([2, 1]) + json.dumps(doc).encode())
     for name, doc in CREDENTIALS.items():
         write("credentials_fuzz", name, json.dumps(doc, indent=1))
     for name, entries in LAYERS.items():

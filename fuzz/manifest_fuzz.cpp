@@ -10,7 +10,8 @@
 //  - to_oci_manifest of a manifest parses as an OCI manifest with the same
 //    blobs (digests, sizes, urls, annotations) in the same order;
 //  - select_platform answers only with a descriptor whose platform matches;
-//  - a parsed config's diff_ids are valid digests.
+//  - a parsed config's diff_ids are valid digests, and the document dumps
+//    (as `imgpull inspect` does) and parses back equal.
 // Refusals must be errors, never exceptions (nlohmann::json throws on type
 // mismatches; an exception escaping is a crash here and in imgpull).
 #include <cstddef>
@@ -133,6 +134,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (config) {
     for (const Digest& d : config->diff_ids) FUZZ_CHECK(valid_digest(d)) << d.str();
     FUZZ_CHECK(config->raw.is_object());
+    // `imgpull inspect` serialises the document (raw.dump()); it must survive
+    // that and read back the same.
+    std::string dumped = config->raw.dump();
+    FUZZ_CHECK(nlohmann::json::parse(dumped, nullptr, false) == config->raw) << dumped;
   } else {
     FUZZ_CHECK(config.error().code() == ErrorCode::kCorrupt ||
                config.error().code() == ErrorCode::kTooLarge)

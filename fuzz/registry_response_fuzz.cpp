@@ -1,7 +1,7 @@
 // Fuzzes what a registry or token server answers, beyond manifests: the error
-// document of a failed request (registry_error_text) and a token server's
-// answer (parse_token_response). The first byte picks which, and for error
-// documents (with the second) the HTTP status; the rest is the body.
+// document of a failed request (registry_error_text), a token server's
+// answer (parse_token_response) and its refusal (token_error_text). The first
+// byte picks which (mod 3), the second the HTTP status; the rest is the body.
 //
 // Properties: neither throws (nlohmann::json's typed accessors do on a wrong
 // type); an error text is never empty, and for a body that is not JSON it is
@@ -22,9 +22,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace imgpull;
   if (size < 2) return 0;
   std::string_view body(reinterpret_cast<const char*>(data + 2), size - 2);
-  if ((data[0] & 1) == 0) {
-    static constexpr long kStatuses[] = {400, 401, 403, 404, 405, 408, 416, 429, 500, 502, 503};
-    long status = kStatuses[data[1] % std::size(kStatuses)];
+  static constexpr long kStatuses[] = {400, 401, 403, 404, 405, 408, 416, 429, 500, 502, 503};
+  const long status = kStatuses[data[1] % std::size(kStatuses)];
+  if (data[0] % 3 == 2) {
+    FUZZ_CHECK(!token_error_text(status, body).empty());
+    return 0;
+  }
+  if (data[0] % 3 == 0) {
     std::string text = registry_error_text(status, body);
     FUZZ_CHECK(!text.empty());
     if (!nlohmann::json::accept(body)) {

@@ -22,19 +22,6 @@ const Challenge* find_challenge(const std::vector<Challenge>& challenges, std::s
   return nullptr;
 }
 
-// The registry's error text from a token endpoint's answer, for messages.
-std::string describe_token_error(const http::Response& response) {
-  auto json = nlohmann::json::parse(response.body, nullptr, false);
-  if (json.is_object()) {
-    if (json.contains("details") && json["details"].is_string()) return json["details"];
-    if (json.contains("error_description") && json["error_description"].is_string())
-      return json["error_description"];
-    if (json.contains("errors") && json["errors"].is_array() && !json["errors"].empty() &&
-        json["errors"][0].is_object() && json["errors"][0].contains("message"))
-      return json["errors"][0]["message"].dump();
-  }
-  return fmt::format("HTTP {}", response.status);
-}
 
 }  // namespace
 
@@ -159,12 +146,12 @@ Result<std::string> Authenticator::fetch_token(const Challenge& bearer, const st
   if (response->status == 401 || response->status == 403) {
     return Error(ErrorCode::kUnauthorized,
                  fmt::format("authentication {} failed at {}: {}", who, realm,
-                             describe_token_error(*response)));
+                             token_error_text(response->status, response->body)));
   }
   if (response->status != 200) {
     return Error(ErrorCode::kUnavailable,
                  fmt::format("token server {} answered HTTP {}: {}", realm, response->status,
-                             describe_token_error(*response)));
+                             token_error_text(response->status, response->body)));
   }
   auto answer = parse_token_response(response->body);
   if (!answer) return std::move(answer).error().wrap(fmt::format("token server {}", realm));
@@ -174,6 +161,22 @@ Result<std::string> Authenticator::fetch_token(const Challenge& bearer, const st
                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(answer->lifetime *
                                                                                   kTokenLifetimeUsed)};
   return header;
+}
+
+std::string token_error_text(long status, std::string_view body) {
+  auto json = nlohmann::json::parse(body, nullptr, false);
+  if (json.is_object()) {
+    if (json.contains("details") && json["details"].is_string()) return json["details"];
+    if (json.contains("error_description") && json["error_description"].is_string())
+      return json["error_description"];
+    // Only a string message: dump() recurses once per nesting level, and a
+    // 1 MiB answer of nested arrays overflowed the stack.
+    if (json.contains("errors") && json["errors"].is_array() && !json["errors"].empty() &&
+        json["errors"][0].is_object() && json["errors"][0].contains("message") &&
+        json["errors"][0]["message"].is_string())
+      return json["errors"][0]["message"].dump();
+  }
+  return fmt::format("HTTP {}", status);
 }
 
 Result<TokenResponse> parse_token_response(std::string_view body) {

@@ -89,6 +89,10 @@ struct TokenResponse {
                                    // at most kMaxTokenLifetime
 };
 
+// What a token server said when it refused (401, 403, 5xx), for messages: its
+// "details", "error_description" or first errors[].message, else "HTTP <status>".
+std::string token_error_text(long status, std::string_view body);
+
 // A token server's 200 answer {"token": "...", "expires_in": 300, ...};
 // kCorrupt (quoting nothing of the body: it holds secrets) when it has no token.
 Result<TokenResponse> parse_token_response(std::string_view body);

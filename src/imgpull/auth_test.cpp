@@ -140,5 +140,21 @@ TEST(TokenResponseRegression, HugeOrOddExpiresInIsClamped) {
   }
 }
 
+TEST(TokenErrorText, WhatTheServerSaid) {
+  EXPECT_EQ(token_error_text(401, R"({"details":"incorrect username or password"})"),
+            "incorrect username or password");
+  EXPECT_EQ(token_error_text(400, R"({"error":"invalid_grant","error_description":"expired"})"), "expired");
+  EXPECT_EQ(token_error_text(403, R"({"errors":[{"code":"DENIED","message":"banned"}]})"), "\"banned\"");
+  EXPECT_EQ(token_error_text(503, "<html>"), "HTTP 503");
+}
+
+// errors[0].message was dump()ed whatever its type; a deeply nested one
+// overflowed the stack. Only a string message is used now.
+TEST(TokenErrorTextRegression, NestedMessageIsNotSerialised) {
+  std::string deep = std::string(300'000, '[') + std::string(300'000, ']');
+  EXPECT_EQ(token_error_text(401, R"({"errors":[{"message":)" + deep + "}]}"), "HTTP 401");
+  EXPECT_EQ(token_error_text(401, R"({"errors":[{"message":{"a":1}}]})"), "HTTP 401");
+}
+
 }  // namespace
 }  // namespace imgpull

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <sys/utsname.h>
 
+#include <algorithm>
+
 namespace imgpull {
 namespace {
 
@@ -35,6 +37,31 @@ std::string_view strip_parameters(std::string_view content_type) {
   std::string_view t = content_type.substr(0, semi);
   while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
   return t;
+}
+
+// The deepest nesting of arrays and objects in a JSON text (brackets inside
+// strings do not count); the text need not be valid JSON.
+size_t json_nesting_depth(std::string_view text) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
 }
 
 Result<Platform> platform_from_json(const json& j) {
@@ -244,6 +271,9 @@ Result<ImageConfig> parse_config(std::string_view bytes) {
   if (bytes.size() > kMaxConfigBytes) {
     return Error(ErrorCode::kTooLarge, fmt::format("image config of {} bytes is over the {} byte limit",
                                                    bytes.size(), kMaxConfigBytes));
+  }
+  if (json_nesting_depth(bytes) > kMaxConfigNesting) {
+    return corrupt(fmt::format("image config nests deeper than {} levels", kMaxConfigNesting));
   }
   json doc = json::parse(bytes, nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) return corrupt("image config is not a JSON object");
