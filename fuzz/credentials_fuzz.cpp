@@ -9,6 +9,7 @@
 // Credential helpers are never run: PATH points at an empty directory, so a
 // configured helper fails to start (kUnavailable), which is checked too.
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -62,6 +63,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     return tmpl;
   }();
   setenv("PATH", empty_dir.c_str(), 1);
+  std::atexit([] { rmdir(empty_dir.c_str()); });
   return 0;
 }
 

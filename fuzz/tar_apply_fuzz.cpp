@@ -193,6 +193,11 @@ void fix_header_checksums(std::string& tar) {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_harness = new Harness();
+  // On a normal exit the scratch tree goes; after a finding (abort) it stays.
+  std::atexit([] {
+    std::error_code ignored;
+    fs::remove_all(g_harness->parent, ignored);
+  });
   return 0;
 }
 
