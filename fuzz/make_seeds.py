@@ -195,6 +195,10 @@ CREDENTIALS = {
     "bad-base64": {"auths": {"localhost:5000": {"auth": "not base64 !!secretvalue"}}},
     "bad-type": {"auths": {"localhost:5000": {"password": 12345678}}},
     "empty": {},
+    # Secrets with non-ASCII and control bytes: what credentials_fuzz looks for in messages.
+    "non-ascii-secrets": {"auths": {"localhost:5000": {"password": "p\u00e4ssw\u00f6rd\u0001",
+                                                       "auth": "bad\u00e9base64=="},
+                                    "ghcr.io": {"identitytoken": "tok\u0007en"}}},
 }
 
 
