@@ -14,6 +14,8 @@
 #   FUZZ_WORK_DIR    where corpora, artifacts and logs go (default: a new temp
 #                    dir, removed afterwards unless something was found)
 #   FUZZ_KEEP=1      keep the work dir (the grown corpora) even when clean
+#   FUZZ_TMPDIR      where the targets make their scratch files (default
+#                    /dev/shm when writable, else the work dir)
 #   FUZZ_ARGS        extra libFuzzer flags for every target
 #   IMGPULL_FUZZ_BUILD_DIR  build directory (default build-fuzz)
 #   CC, CXX          default clang-14, clang++-14
@@ -46,13 +48,21 @@ else
   work=$(mktemp -d "${TMPDIR:-/tmp}/imgpull-fuzz.XXXXXX")
 fi
 
+# The targets' own temp dirs (the tar target makes and removes a rootfs per
+# input) go on tmpfs when there is one: on ext4 with discard, that create and
+# unlink churn made tar_apply_fuzz 15 times slower.
+scratch_root=${FUZZ_TMPDIR:-}
+if [ -z "$scratch_root" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then scratch_root=/dev/shm; fi
+scratch=$(mktemp -d "${scratch_root:-$work}/imgpull-fuzz-scratch.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+
 failed=()
 for t in "${targets[@]}"; do
   bin="$build/fuzz/$t"
   [ -x "$bin" ] || { echo "fuzz: no such target $bin" >&2; exit 2; }
   corpus="$work/corpus/$t"
   artifacts="$work/artifacts/$t"
-  tmp="$work/tmp/$t"  # the targets' own temp dirs (the tar target's rootfs) go here
+  tmp="$scratch/$t"
   mkdir -p "$corpus" "$artifacts" "$tmp"
   if [ -d "fuzz/corpus/$t" ]; then cp -r "fuzz/corpus/$t/." "$corpus/"; fi
   args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
