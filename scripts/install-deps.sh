@@ -21,6 +21,8 @@ packages=(
   mmdebstrap
   # `save` archives loaded by a real peer (test_export); the man page check (test_help)
   podman groff-base
+  # libFuzzer targets (scripts/fuzz.sh): clang and its fuzzer/sanitizer runtimes
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds imgpull and runs every test: unit tests and the integration tests
 # against real registries (Debian's docker-registry), then the unit tests again
-# under AddressSanitizer + UndefinedBehaviorSanitizer.
+# under AddressSanitizer + UndefinedBehaviorSanitizer, then each libFuzzer
+# target for a short time (scripts/fuzz.sh, FUZZ_SECONDS each, default 20).
 #
 #   sudo bash scripts/test.sh          # on a fresh Debian 12 machine, as root
 #
 # Environment: IMGPULL_BUILD_DIR (default build), IMGPULL_SKIP_SANITIZE=1 to
-# skip the sanitizer pass, IMGPULL_CTEST_ARGS for extra ctest arguments.
+# skip the sanitizer pass, IMGPULL_SKIP_FUZZ=1 to skip fuzzing, IMGPULL_CTEST_ARGS
+# for extra ctest arguments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,4 +27,9 @@ if [ "${IMGPULL_SKIP_SANITIZE:-0}" != 1 ]; then
   cmake --build "$build-asan" -j "$jobs" --target imgpull_unit_tests
   (cd "$build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
      ctest --output-on-failure -j "$jobs" -L unit)
+fi
+
+if [ "${IMGPULL_SKIP_FUZZ:-0}" != 1 ]; then
+  echo "== fuzz targets, ${FUZZ_SECONDS:-20}s each"
+  IMGPULL_FUZZ_BUILD_DIR="$build-fuzz" bash scripts/fuzz.sh
 fi

@@ -53,6 +53,9 @@ std::string manifest_accept_header();
 inline constexpr size_t kMaxManifestBytes = 4 * 1024 * 1024;
 // Image configs carry history and env; big ones are a few hundred KiB.
 inline constexpr size_t kMaxConfigBytes = 8 * 1024 * 1024;
+// Configs nest a few levels (config.Healthcheck.Test); `inspect` serialises the
+// document recursively, so 8 MiB of nested arrays would overflow the stack.
+inline constexpr size_t kMaxConfigNesting = 128;
 
 struct Platform {
   std::string os;

@@ -3,14 +3,13 @@
 #include <fmt/format.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 namespace imgpull {
 namespace {
 
-// Docker's default when a token response has no expires_in (the token spec
-// says 60 seconds).
-constexpr std::chrono::seconds kDefaultTokenLifetime{60};
 // Renew a little before the registry would reject the token.
 constexpr double kTokenLifetimeUsed = 0.9;
 // A token response is a small JSON document; anything bigger is not one.
@@ -23,19 +22,6 @@ const Challenge* find_challenge(const std::vector<Challenge>& challenges, std::s
   return nullptr;
 }
 
-// The registry's error text from a token endpoint's answer, for messages.
-std::string describe_token_error(const http::Response& response) {
-  auto json = nlohmann::json::parse(response.body, nullptr, false);
-  if (json.is_object()) {
-    if (json.contains("details") && json["details"].is_string()) return json["details"];
-    if (json.contains("error_description") && json["error_description"].is_string())
-      return json["error_description"];
-    if (json.contains("errors") && json["errors"].is_array() && !json["errors"].empty() &&
-        json["errors"][0].is_object() && json["errors"][0].contains("message"))
-      return json["errors"][0]["message"].dump();
-  }
-  return fmt::format("HTTP {}", response.status);
-}
 
 }  // namespace
 
@@ -160,14 +146,41 @@ Result<std::string> Authenticator::fetch_token(const Challenge& bearer, const st
   if (response->status == 401 || response->status == 403) {
     return Error(ErrorCode::kUnauthorized,
                  fmt::format("authentication {} failed at {}: {}", who, realm,
-                             describe_token_error(*response)));
+                             token_error_text(response->status, response->body)));
   }
   if (response->status != 200) {
     return Error(ErrorCode::kUnavailable,
                  fmt::format("token server {} answered HTTP {}: {}", realm, response->status,
-                             describe_token_error(*response)));
+                             token_error_text(response->status, response->body)));
   }
-  auto json = nlohmann::json::parse(response->body, nullptr, false);
+  auto answer = parse_token_response(response->body);
+  if (!answer) return std::move(answer).error().wrap(fmt::format("token server {}", realm));
+  std::string header = "Bearer " + answer->token;
+  tokens_[realm + "\n" + service + "\n" + scope] = CachedToken{
+      header, std::chrono::steady_clock::now() +
+                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(answer->lifetime *
+                                                                                  kTokenLifetimeUsed)};
+  return header;
+}
+
+std::string token_error_text(long status, std::string_view body) {
+  auto json = nlohmann::json::parse(body, nullptr, false);
+  if (json.is_object()) {
+    if (json.contains("details") && json["details"].is_string()) return json["details"];
+    if (json.contains("error_description") && json["error_description"].is_string())
+      return json["error_description"];
+    // Only a string message: dump() recurses once per nesting level, and a
+    // 1 MiB answer of nested arrays overflowed the stack.
+    if (json.contains("errors") && json["errors"].is_array() && !json["errors"].empty() &&
+        json["errors"][0].is_object() && json["errors"][0].contains("message") &&
+        json["errors"][0]["message"].is_string())
+      return json["errors"][0]["message"].dump();
+  }
+  return fmt::format("HTTP {}", status);
+}
+
+Result<TokenResponse> parse_token_response(std::string_view body) {
+  auto json = nlohmann::json::parse(body, nullptr, false);
   std::string token;
   if (json.is_object()) {
     for (const char* field : {"token", "access_token"}) {
@@ -177,20 +190,17 @@ Result<std::string> Authenticator::fetch_token(const Challenge& bearer, const st
       }
     }
   }
-  if (token.empty()) {
-    return Error(ErrorCode::kCorrupt,
-                 fmt::format("token server {} answered without a token", realm));
-  }
+  if (token.empty()) return Error(ErrorCode::kCorrupt, "answered without a token");
   std::chrono::seconds lifetime = kDefaultTokenLifetime;
+  // Clamped: a huge expires_in (9223372036854775807) overflowed the expiry
+  // arithmetic in fetch_token (a double-to-integer conversion out of range:
+  // undefined behaviour).
   if (json.contains("expires_in") && json["expires_in"].is_number_integer() &&
       json["expires_in"].get<int64_t>() > 0) {
-    lifetime = std::chrono::seconds(json["expires_in"].get<int64_t>());
+    lifetime = std::chrono::seconds(std::min<int64_t>(json["expires_in"].get<int64_t>(),
+                                                      kMaxTokenLifetime.count()));
   }
-  std::string header = "Bearer " + token;
-  tokens_[realm + "\n" + service + "\n" + scope] = CachedToken{
-      header, std::chrono::steady_clock::now() +
-                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(lifetime * kTokenLifetimeUsed)};
-  return header;
+  return TokenResponse{std::move(token), lifetime};
 }
 
 }  // namespace imgpull

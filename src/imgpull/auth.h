@@ -71,4 +71,26 @@ class Authenticator {
 // "user:pass" in base64, as Basic auth and docker's config.json carry it.
 std::string base64_encode(std::string_view bytes);
 
+// Docker's default when a token response has no expires_in (the token spec
+// says 60 seconds).
+inline constexpr std::chrono::seconds kDefaultTokenLifetime{60};
+// Longer lifetimes are cut to this: no pull needs a token for longer (a later
+// request just fetches a new one), and it keeps the expiry arithmetic far from
+// overflowing whatever expires_in a token server sends.
+inline constexpr std::chrono::seconds kMaxTokenLifetime = std::chrono::hours(24);
+
+struct TokenResponse {
+  std::string token;               // "token", else "access_token"; never empty
+  std::chrono::seconds lifetime;   // expires_in, kDefaultTokenLifetime without one,
+                                   // at most kMaxTokenLifetime
+};
+
+// What a token server said when it refused (401, 403, 5xx), for messages: its
+// "details", "error_description" or first errors[].message, else "HTTP <status>".
+std::string token_error_text(long status, std::string_view body);
+
+// A token server's 200 answer {"token": "...", "expires_in": 300, ...};
+// kCorrupt (quoting nothing of the body: it holds secrets) when it has no token.
+Result<TokenResponse> parse_token_response(std::string_view body);
+
 }  // namespace imgpull

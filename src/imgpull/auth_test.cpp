@@ -106,5 +106,55 @@ TEST(Auth, Base64) {
   EXPECT_EQ(base64_encode("user:pa:ss"), "dXNlcjpwYTpzcw==");
 }
 
+// parse_token_response: what a token server's 200 answer gives.
+TEST(TokenResponse, TokenAndLifetime) {
+  auto t = parse_token_response(R"({"token":"abc","access_token":"xyz","expires_in":300})");
+  ASSERT_TRUE(t.ok()) << t.error().message();
+  EXPECT_EQ(t->token, "abc");
+  EXPECT_EQ(t->lifetime, std::chrono::seconds(300));
+  t = parse_token_response(R"({"access_token":"xyz"})");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->token, "xyz");
+  EXPECT_EQ(t->lifetime, kDefaultTokenLifetime);
+  for (const char* bad : {"", "null", "[]", R"({"token":""})", R"({"token":1})", "{"}) {
+    auto r = parse_token_response(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kCorrupt);
+  }
+}
+
+// A huge expires_in overflowed the expiry arithmetic (undefined behaviour);
+// lifetimes are now clamped, and odd ones fall back to the default.
+TEST(TokenResponseRegression, HugeOrOddExpiresInIsClamped) {
+  auto huge = parse_token_response(R"({"token":"t","expires_in":9223372036854775807})");
+  ASSERT_TRUE(huge.ok());
+  EXPECT_EQ(huge->lifetime, kMaxTokenLifetime);
+  auto above = parse_token_response(R"({"token":"t","expires_in":18446744073709551615})");
+  ASSERT_TRUE(above.ok());
+  EXPECT_GT(above->lifetime.count(), 0);
+  EXPECT_LE(above->lifetime, kMaxTokenLifetime);
+  for (const char* odd : {"-5", "0", "1.5e300", "\"300\"", "null"}) {
+    auto r = parse_token_response(std::string(R"({"token":"t","expires_in":)") + odd + "}");
+    ASSERT_TRUE(r.ok()) << odd;
+    EXPECT_EQ(r->lifetime, kDefaultTokenLifetime) << odd;
+  }
+}
+
+TEST(TokenErrorText, WhatTheServerSaid) {
+  EXPECT_EQ(token_error_text(401, R"({"details":"incorrect username or password"})"),
+            "incorrect username or password");
+  EXPECT_EQ(token_error_text(400, R"({"error":"invalid_grant","error_description":"expired"})"), "expired");
+  EXPECT_EQ(token_error_text(403, R"({"errors":[{"code":"DENIED","message":"banned"}]})"), "\"banned\"");
+  EXPECT_EQ(token_error_text(503, "<html>"), "HTTP 503");
+}
+
+// errors[0].message was dump()ed whatever its type; a deeply nested one
+// overflowed the stack. Only a string message is used now.
+TEST(TokenErrorTextRegression, NestedMessageIsNotSerialised) {
+  std::string deep = std::string(300'000, '[') + std::string(300'000, ']');
+  EXPECT_EQ(token_error_text(401, R"({"errors":[{"message":)" + deep + "}]}"), "HTTP 401");
+  EXPECT_EQ(token_error_text(401, R"({"errors":[{"message":{"a":1}}]})"), "HTTP 401");
+}
+
 }  // namespace
 }  // namespace imgpull

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <sys/utsname.h>
 
+#include <algorithm>
+
 namespace imgpull {
 namespace {
 
@@ -13,6 +15,13 @@ Error corrupt(std::string what) { return Error(ErrorCode::kCorrupt, std::move(wh
 std::string string_field(const json& object, const char* key) {
   auto it = object.find(key);
   return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// As string_field: a missing field, or one of another type, reads as false.
+// (json::value(key, false) would throw on a non-boolean, ending the process.)
+bool bool_field(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_boolean() && it->get<bool>();
 }
 
 bool is_manifest_type(std::string_view t) {
@@ -28,6 +37,31 @@ std::string_view strip_parameters(std::string_view content_type) {
   std::string_view t = content_type.substr(0, semi);
   while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
   return t;
+}
+
+// The deepest nesting of arrays and objects in a JSON text (brackets inside
+// strings do not count); the text need not be valid JSON.
+size_t json_nesting_depth(std::string_view text) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
 }
 
 Result<Platform> platform_from_json(const json& j) {
@@ -238,6 +272,9 @@ Result<ImageConfig> parse_config(std::string_view bytes) {
     return Error(ErrorCode::kTooLarge, fmt::format("image config of {} bytes is over the {} byte limit",
                                                    bytes.size(), kMaxConfigBytes));
   }
+  if (json_nesting_depth(bytes) > kMaxConfigNesting) {
+    return corrupt(fmt::format("image config nests deeper than {} levels", kMaxConfigNesting));
+  }
   json doc = json::parse(bytes, nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) return corrupt("image config is not a JSON object");
   ImageConfig config;
@@ -260,7 +297,7 @@ Result<ImageConfig> parse_config(std::string_view bytes) {
       if (!h.is_object()) continue;
       config.history.push_back(HistoryEntry{string_field(h, "created"), string_field(h, "created_by"),
                                             string_field(h, "comment"),
-                                            h.value("empty_layer", false)});
+                                            bool_field(h, "empty_layer")});
     }
   }
   config.raw = std::move(doc);

@@ -144,6 +144,37 @@ TEST(Config, ParsesDiffIdsAndHistory) {
   EXPECT_FALSE(parse_config(R"({"architecture":"amd64"})").ok());
 }
 
+// A history entry's empty_layer of another type than boolean threw
+// nlohmann::json::type_error out of parse_config (std::terminate in imgpull);
+// like the other history fields, a wrongly typed one now reads as absent.
+// A config of deeply nested arrays parsed fine, then overflowed the stack
+// when `inspect` serialised it (json::dump recurses per level).
+TEST(ConfigRegression, DeepNestingIsRefused) {
+  auto nested = [](size_t depth) {
+    return R"({"rootfs":{"diff_ids":[]},"config":{"Labels":{"a":"[[[{{{"}},"x":)" +
+           std::string(depth - 1, '[') + std::string(depth - 1, ']') + "}";
+  };
+  EXPECT_TRUE(parse_config(nested(kMaxConfigNesting)).ok());
+  auto deep = parse_config(nested(kMaxConfigNesting + 1));
+  ASSERT_FALSE(deep.ok());
+  EXPECT_EQ(deep.error().code(), ErrorCode::kCorrupt);
+  auto very_deep = parse_config(nested(1'000'000));
+  ASSERT_FALSE(very_deep.ok());
+  EXPECT_NE(very_deep.error().message().find("nests deeper"), std::string::npos);
+}
+
+TEST(ConfigRegression, NonBooleanEmptyLayerIsFalseNotAnException) {
+  for (const char* value : {"1", "\"true\"", "null", "[]", "{}", "1.5"}) {
+    std::string doc = std::string(R"({"rootfs":{"diff_ids":[]},"history":[{"empty_layer":)") + value +
+                      R"(},{"empty_layer":true}]})";
+    auto c = parse_config(doc);
+    ASSERT_TRUE(c.ok()) << value << ": " << c.error().message();
+    ASSERT_EQ(c->history.size(), 2u);
+    EXPECT_FALSE(c->history[0].empty_layer) << value;
+    EXPECT_TRUE(c->history[1].empty_layer);
+  }
+}
+
 TEST(Manifest, DockerToOciKeepsBlobs) {
   nlohmann::json docker = {
       {"schemaVersion", 2},

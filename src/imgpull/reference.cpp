@@ -289,12 +289,19 @@ std::string Reference::str() const {
 
 // Docker's familiarizeName: drop "docker.io/", and "library/" when what is
 // left has no further '/' (Hub has no nested official namespaces).
+// Unlike Docker, "docker.io/" stays when the Hub namespace would read as a
+// registry without it ("docker.io/localhost/x", "docker.io/a.b/c"): the
+// familiar form must parse back to the same image (found by fuzz/reference_fuzz).
 std::string Reference::familiar_name() const {
   if (domain != kDockerHubDomain) return name();
   std::string_view p = path;
   if (p.starts_with(kOfficialPrefix) &&
       p.find('/', kOfficialPrefix.size()) == std::string_view::npos) {
     p.remove_prefix(kOfficialPrefix.size());
+  }
+  if (size_t slash = p.find('/');
+      slash != std::string_view::npos && looks_like_domain(p.substr(0, slash))) {
+    return name();
   }
   return std::string(p);
 }

@@ -757,5 +757,27 @@ TEST(ReferenceAccessors, EqualityIsOnNormalisedForm) {
   EXPECT_NE(*a, *c);
 }
 
+// A Hub namespace that reads as a registry keeps "docker.io/" in its familiar
+// form, or printing it and typing it back would name another registry's image
+// (Docker drops it; fuzz/reference_fuzz found "docker.io/02w.w.w1.2/x").
+TEST(ReferenceFuzzRegression, FamiliarFormOfHostLikeHubNamespaceParsesBack) {
+  const std::vector<Valid> cases = {
+      {"docker.io/02w.w.w1.2/x", "docker.io/02w.w.w1.2/x:latest", "docker.io", "02w.w.w1.2/x",
+       "latest", "", "docker.io/02w.w.w1.2/x:latest"},
+      {"docker.io/localhost/x:1", "docker.io/localhost/x:1", "docker.io", "localhost/x", "1", "",
+       "docker.io/localhost/x:1"},
+      {"index.docker.io/a.b/c/d@" + kSha, "docker.io/a.b/c/d@" + kSha, "docker.io", "a.b/c/d", "",
+       kSha, "docker.io/a.b/c/d@" + kSha},
+      // Still familiar: library/x.y is one component, and so is a dotted repo name.
+      {"docker.io/library/a.b", "docker.io/library/a.b:latest", "docker.io", "library/a.b",
+       "latest", "", "a.b:latest"},
+      {"docker.io/user/a.b", "docker.io/user/a.b:latest", "docker.io", "user/a.b", "latest", "",
+       "user/a.b:latest"},
+      {"docker.io/localhostx/y", "docker.io/localhostx/y:latest", "docker.io", "localhostx/y",
+       "latest", "", "localhostx/y:latest"},
+  };
+  for (const auto& c : cases) expect_valid(c);
+}
+
 }  // namespace
 }  // namespace imgpull

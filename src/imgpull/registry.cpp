@@ -17,29 +17,8 @@
 namespace imgpull {
 namespace {
 
-// The registry's own words from an error document
-// {"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown",...}]}.
 std::string registry_error_text(const http::Response& response) {
-  auto doc = nlohmann::json::parse(response.body, nullptr, false);
-  if (doc.is_object() && doc.contains("errors") && doc["errors"].is_array()) {
-    std::string text;
-    for (const auto& e : doc["errors"]) {
-      if (!e.is_object()) continue;
-      std::string message = e.value("message", "");
-      std::string code = e.value("code", "");
-      if (message.empty()) message = code;
-      if (!text.empty()) text += "; ";
-      text += message;
-    }
-    if (!text.empty()) return text;
-  }
-  switch (response.status) {
-    case 401: return "unauthorized";
-    case 403: return "denied";
-    case 404: return "not found";
-    case 429: return "too many requests";
-    default: return "HTTP " + std::to_string(response.status);
-  }
+  return imgpull::registry_error_text(response.status, response.body);
 }
 
 ErrorCode code_for_status(long status) {
@@ -116,6 +95,36 @@ std::optional<uint64_t> content_range_start(const std::string& value) {
 }
 
 }  // namespace
+
+std::string registry_error_text(long status, std::string_view body) {
+  auto doc = nlohmann::json::parse(body, nullptr, false);
+  if (doc.is_object() && doc.contains("errors") && doc["errors"].is_array()) {
+    std::string text;
+    for (const auto& e : doc["errors"]) {
+      if (!e.is_object()) continue;
+      // Only string members count: json::value("message", "") threw
+      // nlohmann::json::type_error on {"message": 1} or null, and whatever a
+      // registry sends must not end the process.
+      auto string_member = [&](const char* key) {
+        auto it = e.find(key);
+        return it != e.end() && it->is_string() ? it->get<std::string>() : std::string();
+      };
+      std::string message = string_member("message");
+      if (message.empty()) message = string_member("code");
+      if (message.empty()) continue;
+      if (!text.empty()) text += "; ";
+      text += message;
+    }
+    if (!text.empty()) return text;
+  }
+  switch (status) {
+    case 401: return "unauthorized";
+    case 403: return "denied";
+    case 404: return "not found";
+    case 429: return "too many requests";
+    default: return "HTTP " + std::to_string(status);
+  }
+}
 
 bool is_insecure_host(std::string_view host, const std::vector<std::string>& insecure_registries) {
   std::string name = http::strip_port(host);
@@ -355,7 +364,7 @@ Result<http::Response> RegistryClient::send(Endpoint& e, http::Request request, 
 
 Error RegistryClient::response_error(const http::Response& response, std::string_view what) const {
   return Error(code_for_status(response.status),
-               fmt::format("{}: {} (HTTP {} from {})", what, registry_error_text(response),
+               fmt::format("{}: {} (HTTP {} from {})", what, registry_error_text(response.status, response.body),
                            response.status, response.url));
 }
 

@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "imgpull/auth.h"
@@ -90,6 +91,12 @@ Result<Ping> ping_endpoint(http::Client& client, const RegistryEndpoint& endpoin
 // must answer 200. Wrong credentials are kUnauthorized.
 Status check_login(http::Client& client, std::string_view host, std::string_view registry_domain,
                    const Credentials& credentials, const std::vector<std::string>& insecure_registries);
+// The registry's own words from an error document
+// {"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}, each
+// error's message (else its code) joined by "; "; when the body says nothing
+// usable, a short text for the status ("not found", "HTTP 500"). The body is
+// whatever the server sent, so anything else in it is ignored.
+std::string registry_error_text(long status, std::string_view body);
 
 struct FetchedManifest {
   std::string bytes;
