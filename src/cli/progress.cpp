@@ -187,7 +187,8 @@ std::string PullProgress::layer_line(const Layer& l, size_t width) const {
     if (total > 0 && cells >= kMinBarCells) {
       auto filled = static_cast<size_t>(static_cast<double>(std::min(current, total)) / static_cast<double>(total) *
                                         static_cast<double>(cells));
-      bar = "[" + std::string(filled, '=') + ">" + std::string(cells - filled, ' ') + "] ";
+      // Appended piecewise: `"[" + std::string(...)` trips GCC 12's -Wrestrict false positive at -O3.
+      bar.append("[").append(filled, '=').append(">").append(cells - filled, ' ').append("] ");
     }
     return prefix + bar + numbers;
   };
