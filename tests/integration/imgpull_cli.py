@@ -57,3 +57,15 @@ def index_names(root):
         return []
     doc = json.loads(p.read_text())
     return [m.get("annotations", {}).get("org.opencontainers.image.ref.name") for m in doc["manifests"]]
+
+
+def skopeo(*args):
+    """Runs skopeo on local images (oci:, docker-archive:); returns its stdout."""
+    return subprocess.run(["skopeo", *args], capture_output=True, text=True, check=True).stdout
+
+
+def raw_manifest(registry, repo_tag) -> bytes:
+    """The manifest bytes the registry serves for REPO:TAG, as skopeo fetches them."""
+    proc = registry.skopeo_inspect(repo_tag, raw=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout

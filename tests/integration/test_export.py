@@ -14,16 +14,7 @@ import pytest
 import imgpull_cli as cli
 
 
-def skopeo(*args):
-    return subprocess.run(["skopeo", *args], capture_output=True, text=True, check=True).stdout
 
-
-def registry_config(registry, repo_tag):
-    return json.loads(skopeo("inspect", "--config", "--tls-verify=false", f"docker://{registry.host}/{repo_tag}"))
-
-
-def registry_manifest(registry, repo_tag):
-    return json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/{repo_tag}"))
 
 
 @pytest.fixture
@@ -48,7 +39,7 @@ def test_docker_archive_has_the_classic_layout(registry_plain, store, tmp_path):
         repositories = json.load(tar.extractfile("repositories"))
         assert [m["RepoTags"] for m in manifest] == [[f"{host}/single:latest"], [f"{host}/multi:latest"]]
         for entry, repo in zip(manifest, ("single", "multi")):
-            config = registry_config(registry_plain, f"{repo}:latest")
+            config = registry_plain.skopeo_inspect(f"{repo}:latest", config=True)
             config_bytes = tar.extractfile(entry["Config"]).read()
             assert entry["Config"] == sha256(config_bytes).split(":")[1] + ".json"
             assert json.loads(config_bytes)["rootfs"] == config["rootfs"]
@@ -65,15 +56,15 @@ def test_skopeo_reads_and_copies_the_docker_archive(registry_plain, store, tmp_p
     host = registry_plain.host
     out = tmp_path / "multi.tar"
     cli.run(["save", "-o", str(out), f"{host}/multi"], store, check=True)
-    diff_ids = registry_config(registry_plain, "multi:latest")["rootfs"]["diff_ids"]
-    inspect = json.loads(skopeo("inspect", f"docker-archive:{out}"))
+    diff_ids = registry_plain.skopeo_inspect("multi:latest", config=True)["rootfs"]["diff_ids"]
+    inspect = json.loads(cli.skopeo("inspect", f"docker-archive:{out}"))
     assert inspect["Layers"] == diff_ids
     assert inspect["Architecture"] == "amd64"
     copied = tmp_path / "copied"
-    skopeo("copy", f"docker-archive:{out}", f"oci:{copied}:x")
-    config = json.loads(skopeo("inspect", "--config", f"oci:{copied}:x"))
+    cli.skopeo("copy", f"docker-archive:{out}", f"oci:{copied}:x")
+    config = json.loads(cli.skopeo("inspect", "--config", f"oci:{copied}:x"))
     assert config["rootfs"]["diff_ids"] == diff_ids
-    assert config["config"] == registry_config(registry_plain, "multi:latest")["config"]
+    assert config["config"] == registry_plain.skopeo_inspect("multi:latest", config=True)["config"]
     # The copy is a whole image: umoci unpacks it (whiteouts, hardlinks and all).
     bundle = tmp_path / "bundle"
     subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{copied}:x", str(bundle)], check=True,
@@ -85,8 +76,8 @@ def test_skopeo_reads_and_copies_the_docker_archive(registry_plain, store, tmp_p
     both = tmp_path / "both.tar"
     cli.run(["save", "-o", str(both), f"{host}/single", f"{host}/multi"], store, check=True)
     for repo in ("single", "multi"):
-        layers = json.loads(skopeo("inspect", f"docker-archive:{both}:{host}/{repo}:latest"))["Layers"]
-        assert layers == registry_config(registry_plain, f"{repo}:latest")["rootfs"]["diff_ids"]
+        layers = json.loads(cli.skopeo("inspect", f"docker-archive:{both}:{host}/{repo}:latest"))["Layers"]
+        assert layers == registry_plain.skopeo_inspect(f"{repo}:latest", config=True)["rootfs"]["diff_ids"]
 
 
 def test_save_writes_to_stdout_when_it_is_not_a_terminal(registry_plain, store):
@@ -105,7 +96,7 @@ def test_save_of_a_missing_image_writes_nothing(store, tmp_path):
 
 
 def test_save_fails_cleanly_on_a_corrupt_layer(registry_plain, store, tmp_path):
-    layer = registry_manifest(registry_plain, "single:latest")["layers"][0]["digest"]
+    layer = registry_plain.skopeo_inspect("single:latest", raw=True)["layers"][0]["digest"]
     path = Path(store) / "blobs" / "sha256" / layer.split(":")[1]
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -125,12 +116,12 @@ def test_oci_layout_directory_holds_just_the_saved_images(registry_plain, store,
                           text=True, check=True).stdout
     assert "LAYER" in stat
     for repo in ("single", "v2s2"):
-        inspect = json.loads(skopeo("inspect", f"oci:{layout}:{host}/{repo}:latest"))
-        assert inspect["Layers"] == [l["digest"] for l in registry_manifest(registry_plain, "single:latest")["layers"]]
+        inspect = json.loads(cli.skopeo("inspect", f"oci:{layout}:{host}/{repo}:latest"))
+        assert inspect["Layers"] == [l["digest"] for l in registry_plain.skopeo_inspect("single:latest", raw=True)["layers"]]
     # It is an imgpull store too, with just these images (multi is not in it).
     listed = cli.run(["images"], layout, check=True).stdout
     assert f"{host}/single " in listed and f"{host}/v2s2 " in listed and "multi" not in listed
-    multi_config = registry_manifest(registry_plain, "multi:latest")["config"]["digest"].split(":")[1]
+    multi_config = registry_plain.skopeo_inspect("multi:latest", raw=True)["config"]["digest"].split(":")[1]
     assert multi_config not in cli.blobs(layout)
     assert cli.run(["verify"], layout).returncode == 0
     again = cli.run(["save", "--format", "oci", "-o", str(layout), f"{host}/multi"], store)
@@ -141,8 +132,8 @@ def test_oci_archive_is_read_by_skopeo(registry_plain, store, tmp_path):
     host = registry_plain.host
     out = tmp_path / "multi-oci.tar"
     cli.run(["save", "--format", "oci", "-o", str(out), f"{host}/multi"], store, check=True)
-    inspect = json.loads(skopeo("inspect", f"oci-archive:{out}:{host}/multi:latest"))
-    assert inspect["Layers"] == [l["digest"] for l in registry_manifest(registry_plain, "multi:latest")["layers"]]
+    inspect = json.loads(cli.skopeo("inspect", f"oci-archive:{out}:{host}/multi:latest"))
+    assert inspect["Layers"] == [l["digest"] for l in registry_plain.skopeo_inspect("multi:latest", raw=True)["layers"]]
     with tarfile.open(out) as tar:
         names = tar.getnames()
     assert {"oci-layout", "index.json"} <= set(names)
@@ -175,7 +166,7 @@ def test_podman_loads_both_formats(registry_plain, store, tmp_path, podman):
     assert "Loaded image: example.com/team/multi:1" in loaded.stdout, loaded.stdout
     [doc] = json.loads(subprocess.run([*podman, "image", "inspect", "example.com/team/multi:1"],
                                       capture_output=True, text=True, check=True).stdout)
-    assert doc["RootFS"]["Layers"] == registry_config(registry_plain, "multi:latest")["rootfs"]["diff_ids"]
+    assert doc["RootFS"]["Layers"] == registry_plain.skopeo_inspect("multi:latest", config=True)["rootfs"]["diff_ids"]
 
     oci = tmp_path / "single-oci.tar"
     cli.run(["save", "--format", "oci", "-o", str(oci), f"{host}/single"], store, check=True)

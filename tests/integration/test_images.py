@@ -13,20 +13,8 @@ import imgpull_cli as cli
 from faults.proxy import Fault, FaultProxy
 
 
-def skopeo(*args):
-    return subprocess.run(["skopeo", *args], capture_output=True, text=True, check=True).stdout
 
 
-def registry_manifest(registry, repo_tag):
-    return json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/{repo_tag}"))
-
-
-def registry_config(registry, repo_tag):
-    return json.loads(skopeo("inspect", "--config", "--tls-verify=false", f"docker://{registry.host}/{repo_tag}"))
-
-
-def registry_digest(registry, repo_tag):
-    return json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{registry.host}/{repo_tag}"))["Digest"]
 
 
 def hexes(digests):
@@ -51,15 +39,15 @@ def test_inspect_is_docker_image_inspect(registry_plain, store):
     host = registry_plain.host
     proc = cli.run(["inspect", f"{host}/single"], store, check=True)
     [doc] = json.loads(proc.stdout)
-    manifest = registry_manifest(registry_plain, "single:latest")
-    config = registry_config(registry_plain, "single:latest")
+    manifest = registry_plain.skopeo_inspect("single:latest", raw=True)
+    config = registry_plain.skopeo_inspect("single:latest", config=True)
     assert list(doc)[:8] == ["Id", "RepoTags", "RepoDigests", "Parent", "Comment", "Created",
                              "DockerVersion", "Author"]
     assert doc["Id"] == manifest["config"]["digest"]
     # single and v2s2 share their config: one image ID, two names, two repo digests.
     assert doc["RepoTags"] == [f"{host}/single:latest", f"{host}/v2s2:latest"]
-    assert doc["RepoDigests"] == [f"{host}/single@{registry_digest(registry_plain, 'single:latest')}",
-                                  f"{host}/v2s2@{registry_digest(registry_plain, 'v2s2:latest')}"]
+    assert doc["RepoDigests"] == [f"{host}/single@{registry_plain.skopeo_inspect('single:latest')['Digest']}",
+                                  f"{host}/v2s2@{registry_plain.skopeo_inspect('v2s2:latest')['Digest']}"]
     assert doc["Created"] == config["created"]
     assert doc["Author"] == "imgpull tests"
     assert doc["Config"] == config["config"]
@@ -83,8 +71,8 @@ def test_inspect_of_a_missing_image_says_so_after_what_it_found(registry_plain, 
 
 def test_history_is_docker_history(registry_plain, store):
     ref = f"{registry_plain.host}/multi"
-    config = registry_config(registry_plain, "multi:latest")
-    manifest = registry_manifest(registry_plain, "multi:latest")
+    config = registry_plain.skopeo_inspect("multi:latest", config=True)
+    manifest = registry_plain.skopeo_inspect("multi:latest", raw=True)
     lines = cli.run(["history", ref], store, check=True).stdout.splitlines()
     assert re.fullmatch(r"IMAGE +CREATED +CREATED BY +SIZE +COMMENT", lines[0])
     rows = lines[1:]
@@ -139,13 +127,13 @@ def test_tag_adds_a_name_that_images_and_oci_tools_see(registry_plain, store):
         assert r["Size"] == single["Size"]
         assert r["Digest"] == "<none>", "mine/app's registry never served it"
     assert set(single) >= {"Repository", "Tag", "ID", "CreatedSince", "CreatedAt", "Size", "Digest"}
-    assert single["Digest"] == registry_digest(registry_plain, "single:latest")
+    assert single["Digest"] == registry_plain.skopeo_inspect("single:latest")["Digest"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000 UTC", single["CreatedAt"])
     assert single["CreatedSince"].endswith(" ago")
     # The tag is an index.json record like any other: skopeo reads the image under it.
     assert "docker.io/mine/app:1" in cli.index_names(store)
-    layers = json.loads(skopeo("inspect", f"oci:{store}:docker.io/mine/app:1"))["Layers"]
-    assert layers == [l["digest"] for l in registry_manifest(registry_plain, "single:latest")["layers"]]
+    layers = json.loads(cli.skopeo("inspect", f"oci:{store}:docker.io/mine/app:1"))["Layers"]
+    assert layers == [l["digest"] for l in registry_plain.skopeo_inspect("single:latest", raw=True)["layers"]]
     refused = cli.run(["tag", f"{host}/single", "mine/app@sha256:" + "a" * 64], store)
     assert refused.returncode == 1 and "digest" in refused.stderr
     missing = cli.run(["tag", "nosuch", "mine/app:2"], store)
@@ -172,7 +160,7 @@ def test_images_filters_by_repository_and_tag(registry_plain, store):
 
 def test_rmi_untags_and_deletes_like_docker(registry_plain, store):
     host = registry_plain.host
-    config = registry_manifest(registry_plain, "single:latest")["config"]["digest"]
+    config = registry_plain.skopeo_inspect("single:latest", raw=True)["config"]["digest"]
     cli.run(["tag", f"{host}/single", "mine/app:1"], store, check=True)
     # The image has three names (single, v2s2, mine/app): by ID it is ambiguous.
     by_id = cli.run(["rmi", config.split(":")[1][:12]], store)
@@ -184,19 +172,19 @@ def test_rmi_untags_and_deletes_like_docker(registry_plain, store):
     last = cli.run(["rmi", f"{host}/single:latest", "nosuch"], store)
     assert last.returncode == 1
     assert last.stdout == (f"Untagged: {host}/single:latest\n"
-                           f"Untagged: {host}/single@{registry_digest(registry_plain, 'single:latest')}\n"
+                           f"Untagged: {host}/single@{registry_plain.skopeo_inspect('single:latest')['Digest']}\n"
                            f"Deleted: {config}\n")
     assert last.stderr == "Error: No such image: nosuch\n"
     assert cli.index_names(store) == [f"{host}/multi:latest"]
     # Blobs stay until prune.
-    assert image_blobs(registry_manifest(registry_plain, "single:latest")) <= cli.blobs(store)
+    assert image_blobs(registry_plain.skopeo_inspect("single:latest", raw=True)) <= cli.blobs(store)
 
 
 def test_prune_frees_the_removed_image_and_keeps_what_is_shared(registry_plain, store):
     host = registry_plain.host
-    single = registry_manifest(registry_plain, "single:latest")
-    multi = registry_manifest(registry_plain, "multi:latest")
-    v2s2_digest = registry_digest(registry_plain, "v2s2:latest")
+    single = registry_plain.skopeo_inspect("single:latest", raw=True)
+    multi = registry_plain.skopeo_inspect("multi:latest", raw=True)
+    v2s2_digest = registry_plain.skopeo_inspect("v2s2:latest")["Digest"]
     before = cli.blobs(store)
     assert cli.run(["prune"], store, check=True).stdout == "Total reclaimed space: 0B\n"
     assert cli.blobs(store) == before
@@ -217,20 +205,16 @@ def test_prune_frees_the_removed_image_and_keeps_what_is_shared(registry_plain, 
     remaining = cli.blobs(store)
     assert not (image_blobs(single) & remaining)
     assert image_blobs(multi) <= remaining
-    assert registry_digest(registry_plain, "multi:latest").split(":")[1] in remaining
+    assert registry_plain.skopeo_inspect("multi:latest")["Digest"].split(":")[1] in remaining
     assert len(remaining) == len(image_blobs(multi)) + 1  # + its manifest
     freed = sum(l["size"] for l in single["layers"]) + single["config"]["size"]
-    assert f"Total reclaimed space: {human_size(freed + len(registry_raw_manifest(registry_plain, 'single:latest')))}" \
+    assert f"Total reclaimed space: {human_size(freed + len(cli.raw_manifest(registry_plain, 'single:latest')))}" \
         in proc.stdout
     verify = cli.run(["verify"], store)
     assert verify.returncode == 0, verify.stdout
     # OCI tools still read what is left.
-    skopeo("inspect", f"oci:{store}:{host}/multi:latest")
+    cli.skopeo("inspect", f"oci:{store}:{host}/multi:latest")
 
-
-def registry_raw_manifest(registry, repo_tag):
-    return subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
-                           f"docker://{registry.host}/{repo_tag}"], capture_output=True, check=True).stdout
 
 
 def test_prune_deletes_stale_partial_downloads_only(store):
@@ -251,7 +235,7 @@ def test_prune_waits_for_a_pull_in_progress(registry_plain, tmp_path):
     """A pull commits layers before it records the image: a prune run in the
     middle must wait for it rather than delete them as unreachable."""
     root = tmp_path / "store"
-    manifest = registry_manifest(registry_plain, "multi:latest")
+    manifest = registry_plain.skopeo_inspect("multi:latest", raw=True)
     first, last = manifest["layers"][0]["digest"], manifest["layers"][-1]["digest"]
     with FaultProxy(registry_plain.url) as proxy:
         proxy.add(Fault.delay(3), path=last, method="GET")
@@ -284,7 +268,7 @@ def test_verify_catches_a_flipped_byte_and_a_missing_blob(registry_plain, store)
     assert clean.returncode == 0, clean.stdout
     assert re.fullmatch(r"Verified \d+ blobs \(\S+\) and 3 images: no problems\n", clean.stdout)
 
-    multi = registry_manifest(registry_plain, "multi:latest")
+    multi = registry_plain.skopeo_inspect("multi:latest", raw=True)
     layer = multi["layers"][1]["digest"]
     path = Path(store) / "blobs" / "sha256" / layer.split(":")[1]
     data = bytearray(path.read_bytes())
@@ -297,7 +281,7 @@ def test_verify_catches_a_flipped_byte_and_a_missing_blob(registry_plain, store)
     assert f"corrupt: {layer} hashes to {actual}\n" in proc.stdout
     assert proc.stdout.endswith(": 1 problem\n")
 
-    single_config = registry_manifest(registry_plain, "single:latest")["config"]["digest"]
+    single_config = registry_plain.skopeo_inspect("single:latest", raw=True)["config"]["digest"]
     (Path(store) / "blobs" / "sha256" / single_config.split(":")[1]).unlink()
     proc = cli.run(["verify"], store)
     assert proc.returncode == 1
