@@ -339,8 +339,7 @@ Result<ImageRow> describe_image(const Store& store, const ImageRecord& record) {
   IMGPULL_ASSIGN_OR_RETURN(StoredImage image, store.load_image(record));
   const ImageManifest* manifest = &image.manifest;
   const ImageConfig& config = image.config;
-  int64_t size = manifest->config.size;
-  for (const auto& layer : manifest->layers) size += layer.size;
+  int64_t size = content_size(*manifest);
   ImageRow row;
   auto ref = Reference::parse(record.name);
   row.repository = ref ? ref->familiar_name() : record.name;
