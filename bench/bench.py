@@ -527,7 +527,8 @@ def bench_image(img, tools, registry, imgpull, rounds, results):
     for t in active:
         ok = [s for s in samples[t.name] if s]
         row = {"image": img.name, "tool": t.name, "kind": t.kind, "floor": t.floor,
-               "runs": len(ok), "failed": len(samples[t.name]) - len(ok)}
+               "runs": len(ok), "failed": len(samples[t.name]) - len(ok),
+               "gb": img.compressed_bytes / 1e9}
         if ok:
             row.update(wall=statistics.median(s[0] for s in ok), cpu=statistics.median(s[1] for s in ok),
                        rss_mib=max(s[2] for s in ok) / 1024, walls=[round(s[0], 2) for s in ok],
@@ -544,20 +545,22 @@ def print_table(results, out):
         base = {k: next((r.get("wall") for r in rows if r["tool"] == n and r.get("wall")), None)
                 for k, n in (("rootfs", ImgpullRootfs.name), ("store", ImgpullStore.name))}
         lines.append(f"\n### {image}\n")
-        lines.append("| tool | wall s (median) | user+sys s | peak RSS MiB | vs imgpull | runs (wall s) |")
-        lines.append("|---|---:|---:|---:|---:|---|")
+        lines.append("| tool | wall s (median) | user+sys s | CPU s per GB pulled | peak RSS MiB | vs imgpull | "
+                     "runs (wall s) |")
+        lines.append("|---|---:|---:|---:|---:|---:|---|")
         for r in rows:
             if "skipped" in r:
-                lines.append(f"| {r['tool']} | skipped: {r['skipped']} | | | | |")
+                lines.append(f"| {r['tool']} | skipped: {r['skipped']} | | | | | |")
                 continue
             if not r.get("wall"):
-                lines.append(f"| {r['tool']} | failed in all {r['failed']} runs | | | | |")
+                lines.append(f"| {r['tool']} | failed in all {r['failed']} runs | | | | | |")
                 continue
             b = base.get(r["kind"])
             ref = "pull --rootfs" if r["kind"] == "rootfs" else "pull"
             ratio = f"{r['wall'] / b:.2f}x of {ref}" if b else ""
             fails = f", {r['failed']} failed" if r["failed"] else ""
-            lines.append(f"| {r['tool']} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['rss_mib']:.0f} | {ratio} | "
+            lines.append(f"| {r['tool']} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['cpu'] / r['gb']:.2f} | "
+                         f"{r['rss_mib']:.0f} | {ratio} | "
                          f"{', '.join(map(str, r['walls']))}{fails} |")
     text = "\n".join(lines)
     print(text)

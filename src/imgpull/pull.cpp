@@ -18,7 +18,9 @@
 #include <vector>
 
 #include "imgpull/rootfs.h"
+#include "imgpull/thread_name.h"
 #include "imgpull/unpack/unique_fd.h"
+#include "imgpull/write_behind.h"
 
 namespace imgpull {
 namespace {
@@ -27,12 +29,14 @@ namespace {
 // for a smooth bar, few enough to cost nothing.
 constexpr uint64_t kProgressEveryBytes = 512 * 1024;
 
-// libcurl hands a body over in pieces of at most 16 KiB; they are gathered
-// into writes of this size, so a 1 GB layer costs four thousand write(2)s and
-// wake-ups of the rootfs applier instead of sixty thousand. Not more: what is
-// gathered is what a SIGKILL loses per running download (an orderly stop
-// writes it out), and the crash test bounds that loss.
+// libcurl hands a body over in small pieces; they are gathered into writes of
+// this size, so a 1 GB layer costs four thousand write(2)s and wake-ups of the
+// rootfs applier instead of sixty thousand. Hashing and writing them runs in a
+// thread of its own per download (WriteBehind), up to kIngestBuffers behind
+// the receiving. Not more: what is held is what a SIGKILL loses per running
+// download (an orderly stop writes it out), and the crash test bounds that loss.
 constexpr size_t kIngestWriteBytes = 256 * 1024;
+constexpr size_t kIngestBuffers = 3;
 
 // Serialises events from the download threads.
 class EventSink {
@@ -299,6 +303,7 @@ class LayerDownloader {
   Status run(const std::vector<Descriptor>& layers, int concurrency) {
     std::atomic<size_t> next{0};
     auto work = [&] {
+      name_this_thread("imgpull-fetch");
       while (!failed_.load()) {
         if (interrupted()) {
           fail(Error(ErrorCode::kCancelled, "interrupted"));
@@ -328,36 +333,35 @@ class LayerDownloader {
   class IngestSink : public BlobSink {
    public:
     IngestSink(LayerDownloader& owner, const Descriptor& layer, BlobWriter& writer, FollowedBlob* follower)
-        : owner_(owner), layer_(layer), writer_(writer), follower_(follower) {}
+        : owner_(owner), layer_(layer), writer_(writer), follower_(follower),
+          held_before_(writer.bytes_written()),
+          behind_([this](std::span<const char> bytes) { return write_through(bytes); },
+                  kIngestBuffers, kIngestWriteBytes) {}
 
     // Received bytes, whether written to the ingest file yet or not.
-    uint64_t bytes_held() const override { return writer_.bytes_written() + pending_.size(); }
+    uint64_t bytes_held() const override { return held_before_ + behind_.appended(); }
     bool cancelled() const override { return owner_.failed_.load() || owner_.interrupted(); }
     Status restart() override {
+      behind_.discard();
       next_report_ = 0;
-      pending_.clear();
+      held_before_ = 0;
       return writer_.restart();
     }
     Status write(const char* data, size_t size) override {
       if (owner_.interrupted()) return Error(ErrorCode::kCancelled, "interrupted");
       if (cancelled()) return Error(ErrorCode::kUnavailable, "cancelled: another step of the pull failed");
       owner_.bytes_ += size;
-      if (pending_.empty() && size >= kIngestWriteBytes) return write_through(data, size);
-      pending_.insert(pending_.end(), data, data + size);
-      if (pending_.size() >= kIngestWriteBytes) return flush();
-      return {};
+      return behind_.append(std::span<const char>(data, size));
     }
-    // Writes what is gathered; call before the blob is committed.
-    Status flush() {
-      if (pending_.empty()) return {};
-      Status written = write_through(pending_.data(), pending_.size());
-      pending_.clear();
-      return written;
-    }
+    // Writes everything received; call before the blob is committed.
+    Status flush() { return behind_.drain(); }
+    // Forgets what is not written yet, once no write runs: the bytes are wrong.
+    void abandon() { behind_.discard(); }
 
    private:
-    Status write_through(const char* data, size_t size) {
-      IMGPULL_TRY(writer_.write(data, size));
+    // In behind_'s thread (or in flush's): hash, write, tell the follower.
+    Status write_through(std::span<const char> bytes) {
+      IMGPULL_TRY(writer_.write(bytes.data(), bytes.size()));
       if (follower_ != nullptr) follower_->grew(writer_.bytes_written());
       if (writer_.bytes_written() >= next_report_) {
         owner_.events_.layer(PullEvent::Kind::kLayerDownloading, layer_, writer_.bytes_written());
@@ -371,7 +375,8 @@ class LayerDownloader {
     BlobWriter& writer_;
     FollowedBlob* follower_;
     uint64_t next_report_ = 0;
-    std::vector<char> pending_;  // received, not yet written
+    uint64_t held_before_;  // what the ingest file held when this sink began
+    WriteBehind behind_;    // last: its thread stops before the rest goes
   };
 
   // Stops every download (the applier failed).
@@ -421,6 +426,7 @@ class LayerDownloader {
         (void)sink.flush();
         return error;
       }
+      sink.abandon();
       writer->discard();  // wrong bytes are never resumed from
       if (attempt > 0) {
         return Error(ErrorCode::kCorrupt,
@@ -548,6 +554,7 @@ Result<PullResult> pull(http::Client& client, Store& store, const Reference& ref
   std::thread applier;
   if (options.rootfs_fd >= 0) {
     applier = std::thread([&] {
+      name_this_thread("imgpull-apply");
       for (size_t i = 0; i < manifest.layers.size(); ++i) {
         const Descriptor& layer = manifest.layers[i];
         std::unique_ptr<unpack::ByteSource> source;

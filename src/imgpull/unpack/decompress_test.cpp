@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "imgpull/unpack/read_ahead.h"
 #include "imgpull/unpack/test_support.h"
 
 namespace imgpull::unpack {
@@ -211,6 +212,43 @@ TEST(DecompressTest, MemoryStaysBounded) {
   constexpr uint64_t kSize = uint64_t{256} << 20;
   expect_bounded_memory(Compression::kGzip, gzip_zeros(kSize), kSize);
   expect_bounded_memory(Compression::kZstd, zstd_zeros(kSize), kSize);
+}
+
+// The decompressors take a read-ahead source's blocks in place (no copy); blocks of one
+// byte, of odd sizes and of a megabyte cross every member, frame and symbol boundary.
+Result<std::string> decompress_from_blocks(Compression c, const std::string& bytes,
+                                           size_t block_bytes) {
+  MemorySource source(bytes);
+  ReadAheadSource ahead(source, nullptr, 3, block_bytes);
+  auto d = make_decompressor(c, ahead, kNoLimit);
+  return read_all(*d, 4096);
+}
+
+TEST(DecompressTest, GzipAndZstdDecompressReadAheadBlocksInPlace) {
+  std::string a = sample(200000, 1), b = sample(1, 2), c = sample(150000, 3);
+  for (size_t block : {size_t{1}, size_t{7}, size_t{4096}, size_t{1} << 20}) {
+    auto gz = decompress_from_blocks(Compression::kGzip, gzip(a) + gzip(b) + gzip("") + gzip(c), block);
+    ASSERT_TRUE(gz.ok()) << block << ": " << gz.error().message();
+    EXPECT_EQ(*gz, a + b + c) << block;
+    auto zs = decompress_from_blocks(Compression::kZstd, zstd(a) + zstd(b) + zstd(c), block);
+    ASSERT_TRUE(zs.ok()) << block << ": " << zs.error().message();
+    EXPECT_EQ(*zs, a + b + c) << block;
+  }
+}
+
+TEST(DecompressTest, BadStreamsFromReadAheadBlocksAreStillCorrupt) {
+  std::string data = sample(300000);
+  std::string gz = gzip(data), zs = zstd(data);
+  for (size_t block : {size_t{1}, size_t{7}, size_t{65536}}) {
+    SCOPED_TRACE(block);
+    expect_code(decompress_from_blocks(Compression::kGzip, gz.substr(0, gz.size() / 2), block),
+                ErrorCode::kCorrupt);
+    expect_code(decompress_from_blocks(Compression::kGzip, gz + "garbage!", block), ErrorCode::kCorrupt);
+    expect_code(decompress_from_blocks(Compression::kGzip, "", block), ErrorCode::kCorrupt);
+    expect_code(decompress_from_blocks(Compression::kZstd, zs.substr(0, zs.size() / 2), block),
+                ErrorCode::kCorrupt);
+    expect_code(decompress_from_blocks(Compression::kZstd, zs + "garbage!", block), ErrorCode::kCorrupt);
+  }
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "imgpull/unpack/decompress.h"
+#include "imgpull/unpack/read_ahead.h"
 
 namespace imgpull::unpack::detail {
 namespace {
@@ -28,6 +29,7 @@ class GzipSource : public ByteSource {
  public:
   explicit GzipSource(ByteSource& in)
       : source_(in),
+        blocks_(dynamic_cast<ReadAheadSource*>(&in)),
         input_(std::make_unique<uint8_t[]>(kDecompressInputBufferBytes)),
         state_(std::make_unique<inflate_state>()) {
     isal_inflate_init(state_.get());
@@ -93,8 +95,12 @@ class GzipSource : public ByteSource {
     return true;
   }
 
-  // Moves unread input to the front of the buffer and reads more behind it.
+  // Gives the inflater more input. From a read-ahead source, its blocks are
+  // inflated where they are (the reads and their copy ran in its thread);
+  // otherwise, or when the inflater needs more than the rest of a block to go
+  // on, unread input moves to the front of our buffer and more is read behind it.
   Status refill() {
+    if (blocks_ != nullptr) return refill_from_blocks();
     uint8_t* base = input_.get();
     if (state_->avail_in > 0 && state_->next_in != base) {
       std::memmove(base, state_->next_in, state_->avail_in);
@@ -108,7 +114,45 @@ class GzipSource : public ByteSource {
     return ok_status();
   }
 
+  Status refill_from_blocks() {
+    if (state_->avail_in == 0) {
+      if (rest_.empty()) {
+        IMGPULL_ASSIGN_OR_RETURN(rest_, blocks_->next_block());  // releases the last block
+        if (rest_.empty()) {
+          in_eof_ = true;
+          return ok_status();
+        }
+      }
+      state_->next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(rest_.data()));
+      state_->avail_in = static_cast<uint32_t>(rest_.size());
+      rest_ = {};
+      return ok_status();
+    }
+    // The leftover may lie in the block about to be released: copy it out first.
+    uint8_t* base = input_.get();
+    uint32_t kept = state_->avail_in;
+    if (kept >= kDecompressInputBufferBytes) {
+      return Error(ErrorCode::kInternal, "gzip: inflater stalled on a full buffer");
+    }
+    std::memmove(base, state_->next_in, kept);
+    state_->next_in = base;
+    if (rest_.empty()) {
+      IMGPULL_ASSIGN_OR_RETURN(rest_, blocks_->next_block());
+      if (rest_.empty()) {
+        in_eof_ = true;
+        return ok_status();
+      }
+    }
+    size_t take = std::min<size_t>(rest_.size(), kDecompressInputBufferBytes - kept);
+    std::memcpy(base + kept, rest_.data(), take);
+    rest_ = rest_.subspan(take);
+    state_->avail_in = kept + static_cast<uint32_t>(take);
+    return ok_status();
+  }
+
   ByteSource& source_;
+  ReadAheadSource* blocks_;        // source_, when it hands out blocks
+  std::span<const char> rest_;     // what is left of the block blocks_ last gave
   std::unique_ptr<uint8_t[]> input_;
   std::unique_ptr<inflate_state> state_;
   bool in_eof_ = false;

@@ -3,13 +3,15 @@
 #include <algorithm>
 #include <cstring>
 
+#include "imgpull/thread_name.h"
+
 namespace imgpull::unpack {
 
 ReadAheadSource::ReadAheadSource(ByteSource& inner, Hasher* hasher, size_t buffers,
-                                 size_t buffer_bytes)
+                                 size_t buffer_bytes, const char* thread_name)
     : inner_(inner), hasher_(hasher), buffer_bytes_(buffer_bytes), slots_(std::max<size_t>(buffers, 2)) {
   for (auto& slot : slots_) slot.data = std::make_unique<char[]>(buffer_bytes_);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this, thread_name] { run(thread_name); });
   if (hasher_ != nullptr) hasher_thread_ = std::thread([this] { run_hasher(); });
 }
 
@@ -34,6 +36,7 @@ void ReadAheadSource::join() {
 }
 
 void ReadAheadSource::run_hasher() {
+  name_this_thread("imgpull-hash");
   for (uint64_t n = 0;; ++n) {
     {
       std::unique_lock lock(mutex_);
@@ -49,7 +52,8 @@ void ReadAheadSource::run_hasher() {
   }
 }
 
-void ReadAheadSource::run() {
+void ReadAheadSource::run(const char* thread_name) {
+  name_this_thread(thread_name);
   for (uint64_t n = 0;; ++n) {
     {
       // Wait for a free slot: at most all of them filled, one of them held by the reader.

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "imgpull/unpack/decompress.h"
+#include "imgpull/unpack/read_ahead.h"
 
 namespace imgpull::unpack::detail {
 namespace {
@@ -18,6 +19,7 @@ class ZstdSource : public ByteSource {
  public:
   explicit ZstdSource(ByteSource& in)
       : source_(in),
+        blocks_(dynamic_cast<ReadAheadSource*>(&in)),
         ctx_(ZSTD_createDCtx()),
         capacity_(ZSTD_DStreamInSize()),
         input_(std::make_unique<char[]>(capacity_)) {
@@ -55,7 +57,16 @@ class ZstdSource : public ByteSource {
     return ok_status();
   }
 
+  // Called once all input was taken in (zstd keeps what it needs of it). From a
+  // read-ahead source its blocks are decompressed where they are.
   Status refill() {
+    if (blocks_ != nullptr) {
+      IMGPULL_ASSIGN_OR_RETURN(auto block, blocks_->next_block());  // releases the last block
+      if (block.empty()) in_eof_ = true;
+      if (!block.empty()) saw_input_ = true;
+      in_ = ZSTD_inBuffer{block.data(), block.size(), 0};
+      return ok_status();
+    }
     IMGPULL_ASSIGN_OR_RETURN(size_t got, source_.read(input_.get(), capacity_));
     if (got == 0) in_eof_ = true;
     if (got > 0) saw_input_ = true;
@@ -64,6 +75,7 @@ class ZstdSource : public ByteSource {
   }
 
   ByteSource& source_;
+  ReadAheadSource* blocks_;  // source_, when it hands out blocks
   std::unique_ptr<ZSTD_DCtx, DCtxDeleter> ctx_;
   size_t capacity_;
   std::unique_ptr<char[]> input_;
