@@ -168,9 +168,11 @@ def test_a_mangled_partial_is_discarded_and_refetched(proxy, image, tmp_path):
 def test_with_a_rootfs_a_wrong_blob_already_applied_is_not_refetched(proxy, image, tmp_path):
     _, img = image
     root = tmp_path / "store"
-    proxy.add(Fault.flip_byte(offset=12345), path=layer(img), times=1)
+    # Slowed to about a second, so that the applier has read (and applied) bytes of
+    # the layer before its end shows the digest wrong, however slow the build.
+    proxy.add(Fault.flip_byte(offset=12345) + Fault.throttle(LAYER_BYTES), path=layer(img), times=1)
     done = cli.run([*FAST, "pull", "--rootfs", str(tmp_path / "rootfs"), f"{proxy.host}/{img.ref}"], root)
-    assert done.returncode == 1
+    assert done.returncode == 1, done.stdout + done.stderr
     message = done.stderr.strip()
     assert len(message.splitlines()) == 1, message
     assert f"expected {layer(img)}" in message and "already applied to the rootfs" in message, message
