@@ -17,6 +17,8 @@ packages=(
   # integration tests against a real registry (tests/registry/)
   docker-registry skopeo umoci python3 python3-jwt python3-cryptography
   python3-pytest apache2-utils openssl curl
+  # which system calls a pull makes (test_sync: one syncfs per filesystem with --sync)
+  strace
   # the real Debian rootfs fixture (tests/registry/fixtures.py: debian)
   mmdebstrap
   # `save` archives loaded by a real peer (test_export); the man page check (test_help)

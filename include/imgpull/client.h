@@ -110,6 +110,11 @@ struct PullRequest {
   // Non-distributable layers are fetched from their descriptors' URLs (never
   // with registry credentials) only when set; otherwise they fail the pull.
   bool fetch_foreign_layers = false;
+  // Before returning, flush the store and the rootfs to stable storage (one
+  // syncfs per filesystem, not an fsync per file). Off by default, as docker,
+  // containerd and podman do not sync a pull either; a power cut may then lose
+  // what the last seconds wrote (`imgpull verify` finds it).
+  bool sync = false;
   // Called from the download threads, one call at a time.
   std::function<void(const PullEvent&)> on_event;
   // Things skipped while making the rootfs (device nodes without root, ...).
@@ -118,6 +123,7 @@ struct PullRequest {
 
 struct UnpackRequest {
   bool force = false;  // the directory may already hold something
+  bool sync = false;   // flush the rootfs to stable storage before returning (see PullRequest)
   std::function<void(std::string_view)> on_warning;
   std::function<void(size_t index, const Descriptor& layer)> on_layer_applied;
 };

@@ -115,6 +115,7 @@ struct PullFlags {
   std::string rootfs;
   bool force = false;
   bool fetch_foreign_layers = false;
+  bool sync = false;
   uint64_t max_layer_bytes = uint64_t{64} << 30;  // the library's default, shown in --help
   std::string platform;
   int max_concurrent_downloads = 3;
@@ -180,6 +181,7 @@ int run_pull(const GlobalOptions& g, const PullFlags& flags) {
   }
   request.rootfs = flags.rootfs;
   request.force = flags.force;
+  request.sync = flags.sync;
   request.max_layer_bytes = flags.max_layer_bytes;
   request.fetch_foreign_layers = flags.fetch_foreign_layers;
   auto client = Client::open(std::move(options));
@@ -370,13 +372,15 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
 
 // ---- unpack ----
 
-int run_unpack(const GlobalOptions& g, const std::string& reference, const std::string& dir, bool force) {
+int run_unpack(const GlobalOptions& g, const std::string& reference, const std::string& dir, bool force,
+               bool sync) {
   auto ref = Reference::parse(reference);
   if (!ref) return fail(ref.error());
   auto client = Client::open(client_options(g));
   if (!client) return fail(client.error());
   UnpackRequest request;
   request.force = force;
+  request.sync = sync;
   request.on_warning = warn;
   request.on_layer_applied = [](size_t, const Descriptor& layer) {
     std::cout << layer.digest.short_hex() << ": Extracted\n";
@@ -712,6 +716,8 @@ int main(int argc, char** argv) {
   pull->add_option("--max-layer-size", pull_flags.max_layer_bytes,
                    "With --rootfs: refuse a layer whose uncompressed tar is larger (bytes; a gzip-bomb bound)")
       ->default_val(pull_flags.max_layer_bytes);
+  pull->add_flag("--sync", pull_flags.sync,
+                 "Flush the store (and the --rootfs) to disk before exiting: one syncfs per filesystem");
   pull->add_flag("--fetch-foreign-layers", pull_flags.fetch_foreign_layers,
                  "Download non-distributable layers from the URLs in their descriptors (no credentials sent)");
   pull->footer("Examples:\n  imgpull pull debian:12\n  imgpull pull --platform linux/arm64 localhost:5000/app:1.0\n"
@@ -727,11 +733,12 @@ int main(int argc, char** argv) {
   images->footer("Examples:\n  imgpull images debian\n  imgpull images --format json 'localhost:5000/*'");
 
   std::string unpack_ref, unpack_dir;
-  bool unpack_force = false;
+  bool unpack_force = false, unpack_sync = false;
   auto* unpack_cmd = app.add_subcommand("unpack", "Make an image's root filesystem from the local store (no network)");
   unpack_cmd->add_option("reference", unpack_ref, "NAME[:TAG|@DIGEST] of an image in the store")->required();
   unpack_cmd->add_option("dir", unpack_dir, "Directory to make the rootfs in")->required();
   unpack_cmd->add_flag("--force", unpack_force, "Unpack into a directory that is not empty");
+  unpack_cmd->add_flag("--sync", unpack_sync, "Flush the directory's filesystem to disk before exiting (syncfs)");
   unpack_cmd->footer("Example:\n  imgpull unpack debian:12 /tmp/debian-rootfs");
 
   LoginFlags login_flags;
@@ -774,7 +781,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (auto status = local_commands.run(g)) return *status;
-  if (unpack_cmd->parsed()) return run_unpack(g, unpack_ref, unpack_dir, unpack_force);
+  if (unpack_cmd->parsed()) return run_unpack(g, unpack_ref, unpack_dir, unpack_force, unpack_sync);
   if (pull->parsed()) {
     handle_interrupts();
     return run_pull(g, pull_flags);

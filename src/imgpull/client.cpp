@@ -8,6 +8,7 @@
 #include "imgpull/pull.h"
 #include "imgpull/registry.h"
 #include "imgpull/rootfs.h"
+#include "imgpull/sync_fs.h"
 
 namespace imgpull {
 namespace fs = std::filesystem;
@@ -126,7 +127,14 @@ Result<PullResult> Client::pull(const Reference& ref, const PullRequest& request
     options.rootfs_fd = rootfs.get();
     options.apply = apply_options(request.on_warning, request.max_layer_bytes);
   }
-  return pull_image(impl_->http, impl_->store, ref, options);
+  auto pulled = pull_image(impl_->http, impl_->store, ref, options);
+  if (pulled && request.sync) {
+    std::vector<fs::path> written{impl_->store.root()};
+    if (!request.rootfs.empty()) written.push_back(request.rootfs);
+    Status synced = sync_filesystems(written);
+    if (!synced.ok()) return std::move(synced).error().wrap("pulling " + ref.str());
+  }
+  return pulled;
 }
 
 Status Client::unpack(const Reference& ref, const fs::path& dir, const UnpackRequest& request) {
@@ -148,6 +156,10 @@ Status Client::unpack(const Reference& ref, const fs::path& dir, const UnpackReq
   Status done = unpack_stored_image(impl_->store, *image, rootfs->get(),
                                     apply_options(request.on_warning, std::nullopt), on_layer);
   if (!done.ok()) return std::move(done).error().wrap(context);
+  if (request.sync) {
+    Status synced = sync_filesystems({dir});
+    if (!synced.ok()) return std::move(synced).error().wrap(context);
+  }
   return ok_status();
 }
 
