@@ -73,7 +73,8 @@ struct Exchange {
   size_t max_body = 0;
   uint64_t body_bytes = 0;
   std::optional<Error> abort_reason;
-  const std::function<bool()>* cancelled = nullptr;
+  const std::function<bool()>* cancelled = nullptr;          // the client's (a signal)
+  const std::function<bool()>* request_cancelled = nullptr;  // the request's own
   // The server asked for a TLS client certificate and we had none to give.
   bool client_certificate_requested = false;
 
@@ -127,6 +128,10 @@ int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   if (ex->cancelled != nullptr && *ex->cancelled && (*ex->cancelled)()) {
     if (!ex->abort_reason) ex->abort_reason = Error(ErrorCode::kCancelled, "interrupted");
     return 1;  // CURLE_ABORTED_BY_CALLBACK
+  }
+  if (ex->request_cancelled != nullptr && (*ex->request_cancelled)()) {
+    if (!ex->abort_reason) ex->abort_reason = Error(ErrorCode::kCancelled, "cancelled");
+    return 1;
   }
   return 0;
 }
@@ -358,8 +363,9 @@ Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, cons
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &ex);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &ex);
-  if (options.cancelled) {
-    ex.cancelled = &options.cancelled;
+  if (options.cancelled || request.cancelled) {
+    if (options.cancelled) ex.cancelled = &options.cancelled;
+    if (request.cancelled) ex.request_cancelled = &request.cancelled;
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, &ex);

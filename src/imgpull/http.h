@@ -76,6 +76,10 @@ struct Request {
   // ClientOptions::tls_for_host. nullptr: tls_for_host for every origin.
   std::shared_ptr<const TlsSettings> tls;
   std::string body;  // sent when non-empty (POST forms)
+  // Stops the transfer (kCancelled) once it returns true; asked while bytes
+  // arrive and while none do, so a stalled download is dropped at once when
+  // another step of its pull failed. Adds to ClientOptions::cancelled.
+  std::function<bool()> cancelled;
   size_t max_buffered_body = kDefaultMaxBufferedBody;
   int max_redirects = 10;  // 0: a redirect is not followed but returned as the response
   // false: https without checking the server's certificate, for a probe that only

@@ -71,6 +71,8 @@ class ExtractProgress : public unpack::ByteSource {
     }
     return got;
   }
+  // An applier that stops early must wake a read waiting on the download.
+  void cancel() override { inner_.cancel(); }
 
  private:
   unpack::ByteSource& inner_;

@@ -477,6 +477,7 @@ Status RegistryClient::fetch_blob_from(Endpoint* endpoint, const std::string& ur
     http::Request request;
     request.url = url;
     if (offset > 0) request.headers.emplace_back("Range", fmt::format("bytes={}-", offset));
+    request.cancelled = [&] { return sink.cancelled(); };  // also while the transfer stalls
     bool& sink_failed = *sink_failed_out;  // the sink's own errors are final, never retried
     sink_failed = false;
     http::HeadHandler on_head = [&](const http::Response& head) -> Status {
