@@ -42,7 +42,6 @@ void WriteBehind::run() {
     std::lock_guard lock(mutex_);
     if (!status.ok() && !error_) error_ = std::move(status).error();
     consuming_ = false;
-    --in_use_;
     buffer.clear();
     spare_.push_back(std::move(buffer));
     changed_.notify_all();
@@ -50,8 +49,7 @@ void WriteBehind::run() {
 }
 
 void WriteBehind::hand_over(std::unique_lock<std::mutex>& lock) {
-  changed_.wait(lock, [&] { return in_use_ < buffers_ || error_; });
-  ++in_use_;
+  changed_.wait(lock, [&] { return in_use() < buffers_ || error_; });
   queued_.push_back(std::move(filling_));
   if (!spare_.empty()) {
     filling_ = std::move(spare_.back());
@@ -96,7 +94,6 @@ Status WriteBehind::drain() {
 void WriteBehind::discard() {
   std::unique_lock lock(mutex_);
   changed_.wait(lock, [&] { return !consuming_; });
-  in_use_ -= queued_.size();
   for (auto& buffer : queued_) {
     buffer.clear();
     spare_.push_back(std::move(buffer));

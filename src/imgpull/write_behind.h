@@ -60,6 +60,8 @@ class WriteBehind {
   void start_thread();
   // Queues the filling buffer (lock held).
   void hand_over(std::unique_lock<std::mutex>& lock);
+  // Buffers queued or being consumed (lock held).
+  size_t in_use() const { return queued_.size() + (consuming_ ? 1 : 0); }
 
   Consume consume_;
   size_t buffer_bytes_;
@@ -71,7 +73,6 @@ class WriteBehind {
   std::deque<std::vector<char>> queued_;  // full buffers, oldest first
   std::vector<std::vector<char>> spare_;  // consumed buffers, for reuse
   size_t buffers_;
-  size_t in_use_ = 0;       // buffers queued or being consumed
   bool consuming_ = false;  // the thread holds a buffer
   bool stop_ = false;
   std::optional<Error> error_;

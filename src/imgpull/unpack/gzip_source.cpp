@@ -101,52 +101,50 @@ class GzipSource : public ByteSource {
   // on, unread input moves to the front of our buffer and more is read behind it.
   Status refill() {
     if (blocks_ != nullptr) return refill_from_blocks();
+    IMGPULL_TRY(keep_unread_input());
     uint8_t* base = input_.get();
-    if (state_->avail_in > 0 && state_->next_in != base) {
-      std::memmove(base, state_->next_in, state_->avail_in);
-    }
-    state_->next_in = base;
-    size_t space = kDecompressInputBufferBytes - state_->avail_in;
-    if (space == 0) return Error(ErrorCode::kInternal, "gzip: inflater stalled on a full buffer");
-    IMGPULL_ASSIGN_OR_RETURN(size_t got, source_.read(base + state_->avail_in, space));
+    IMGPULL_ASSIGN_OR_RETURN(size_t got, source_.read(base + state_->avail_in,
+                                                      kDecompressInputBufferBytes - state_->avail_in));
     if (got == 0) in_eof_ = true;
     state_->avail_in += static_cast<uint32_t>(got);
     return ok_status();
   }
 
   Status refill_from_blocks() {
-    if (state_->avail_in == 0) {
-      if (rest_.empty()) {
-        IMGPULL_ASSIGN_OR_RETURN(rest_, blocks_->next_block());  // releases the last block
-        if (rest_.empty()) {
-          in_eof_ = true;
-          return ok_status();
-        }
-      }
-      state_->next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(rest_.data()));
-      state_->avail_in = static_cast<uint32_t>(rest_.size());
-      rest_ = {};
-      return ok_status();
-    }
-    // The leftover may lie in the block about to be released: copy it out first.
-    uint8_t* base = input_.get();
-    uint32_t kept = state_->avail_in;
-    if (kept >= kDecompressInputBufferBytes) {
-      return Error(ErrorCode::kInternal, "gzip: inflater stalled on a full buffer");
-    }
-    std::memmove(base, state_->next_in, kept);
-    state_->next_in = base;
     if (rest_.empty()) {
+      // Copied out first: the unread input may lie in the block next_block() releases.
+      if (state_->avail_in > 0) IMGPULL_TRY(keep_unread_input());
       IMGPULL_ASSIGN_OR_RETURN(rest_, blocks_->next_block());
       if (rest_.empty()) {
         in_eof_ = true;
         return ok_status();
       }
     }
-    size_t take = std::min<size_t>(rest_.size(), kDecompressInputBufferBytes - kept);
-    std::memcpy(base + kept, rest_.data(), take);
+    if (state_->avail_in == 0) {  // the usual case: inflate the block where it is
+      state_->next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(rest_.data()));
+      state_->avail_in = static_cast<uint32_t>(rest_.size());
+      rest_ = {};
+      return ok_status();
+    }
+    IMGPULL_TRY(keep_unread_input());
+    size_t take = std::min<size_t>(rest_.size(), kDecompressInputBufferBytes - state_->avail_in);
+    std::memcpy(input_.get() + state_->avail_in, rest_.data(), take);
     rest_ = rest_.subspan(take);
-    state_->avail_in = kept + static_cast<uint32_t>(take);
+    state_->avail_in += static_cast<uint32_t>(take);
+    return ok_status();
+  }
+
+  // Moves the input the inflater has not taken to the front of our buffer, which
+  // must have room for more behind it.
+  Status keep_unread_input() {
+    uint8_t* base = input_.get();
+    if (state_->avail_in >= kDecompressInputBufferBytes) {
+      return Error(ErrorCode::kInternal, "gzip: inflater stalled on a full buffer");
+    }
+    if (state_->avail_in > 0 && state_->next_in != base) {
+      std::memmove(base, state_->next_in, state_->avail_in);
+    }
+    state_->next_in = base;
     return ok_status();
   }
 

@@ -62,8 +62,7 @@ class ZstdSource : public ByteSource {
   Status refill() {
     if (blocks_ != nullptr) {
       IMGPULL_ASSIGN_OR_RETURN(auto block, blocks_->next_block());  // releases the last block
-      if (block.empty()) in_eof_ = true;
-      if (!block.empty()) saw_input_ = true;
+      (block.empty() ? in_eof_ : saw_input_) = true;
       in_ = ZSTD_inBuffer{block.data(), block.size(), 0};
       return ok_status();
     }
