@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "fuzz/fuzz_check.h"
-#include "imgpull/challenge.h"
+#include "remote/challenge.h"
 
 namespace {
 

@@ -15,8 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "fuzz/fuzz_check.h"
-#include "imgpull/auth.h"
-#include "imgpull/registry.h"
+#include "remote/auth.h"
+#include "remote/registry.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace imgpull;

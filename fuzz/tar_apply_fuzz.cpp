@@ -44,8 +44,8 @@
 
 #include "fuzz/fuzz_check.h"
 #include "imgpull/digest.h"
-#include "imgpull/unpack/byte_source.h"
-#include "imgpull/unpack/layer_applier.h"
+#include "base/byte_source.h"
+#include "unpack/layer_applier.h"
 
 namespace {
 

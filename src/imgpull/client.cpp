@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <utility>
 
-#include "imgpull/hosts.h"
-#include "imgpull/http.h"
-#include "imgpull/pull.h"
-#include "imgpull/registry.h"
-#include "imgpull/rootfs.h"
-#include "imgpull/sync_fs.h"
+#include "remote/hosts.h"
+#include "remote/http.h"
+#include "pull/pull.h"
+#include "remote/registry.h"
+#include "unpack/rootfs.h"
+#include "base/sync_fs.h"
 
 namespace imgpull {
 namespace fs = std::filesystem;
@@ -119,7 +119,7 @@ Result<PullResult> Client::pull(const Reference& ref, const PullRequest& request
   options.fetch_foreign_layers = request.fetch_foreign_layers;
   options.on_event = request.on_event;
   options.cancelled = impl_->cancelled;
-  unpack::UniqueFd rootfs;
+  UniqueFd rootfs;
   if (!request.rootfs.empty()) {
     auto dir = open_rootfs_dir(request.rootfs, request.force);
     if (!dir) return std::move(dir).error().wrap("pulling " + ref.str());

@@ -7,9 +7,9 @@
 #include <gtest/gtest.h>
 #include <sys/sysmacros.h>
 
-#include "imgpull/unpack/layer_applier.h"
-#include "imgpull/unpack/path_resolver.h"
-#include "imgpull/unpack/test_support.h"
+#include "unpack/layer_applier.h"
+#include "unpack/path_resolver.h"
+#include "testing/layers.h"
 
 namespace imgpull::unpack {
 namespace {

@@ -1,4 +1,4 @@
-#include "imgpull/unpack/compression.h"
+#include "unpack/compression.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "imgpull/unpack/decompress.h"
+#include "unpack/decompress.h"
 
 #include <string>
 

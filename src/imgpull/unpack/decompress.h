@@ -20,8 +20,8 @@
 #include <cstdint>
 #include <memory>
 
-#include "imgpull/unpack/byte_source.h"
-#include "imgpull/unpack/compression.h"
+#include "base/byte_source.h"
+#include "unpack/compression.h"
 
 namespace imgpull::unpack {
 

@@ -1,12 +1,12 @@
-#include "imgpull/unpack/decompress.h"
+#include "unpack/decompress.h"
 
 #include <gtest/gtest.h>
 #include <malloc.h>
 
 #include <random>
 
-#include "imgpull/unpack/read_ahead.h"
-#include "imgpull/unpack/test_support.h"
+#include "unpack/read_ahead.h"
+#include "testing/layers.h"
 
 namespace imgpull::unpack {
 namespace {

@@ -1,4 +1,4 @@
-#include "imgpull/unpack/entry_applier.h"
+#include "unpack/entry_applier.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -6,9 +6,9 @@
 
 #include <algorithm>
 
-#include "imgpull/unpack/metadata.h"
-#include "imgpull/unpack/remove_tree.h"
-#include "imgpull/unpack/sys_error.h"
+#include "unpack/metadata.h"
+#include "base/remove_tree.h"
+#include "base/sys_error.h"
 
 namespace imgpull::unpack {
 namespace {

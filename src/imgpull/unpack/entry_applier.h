@@ -12,12 +12,12 @@
 #include <string>
 
 #include "imgpull/error.h"
-#include "imgpull/unpack/entry_path.h"
-#include "imgpull/unpack/layer_applier.h"
-#include "imgpull/unpack/path_resolver.h"
-#include "imgpull/unpack/tar_reader.h"
-#include "imgpull/unpack/warnings.h"
-#include "imgpull/unpack/whiteout.h"
+#include "unpack/entry_path.h"
+#include "unpack/layer_applier.h"
+#include "unpack/path_resolver.h"
+#include "unpack/tar_reader.h"
+#include "unpack/warnings.h"
+#include "unpack/whiteout.h"
 
 namespace imgpull::unpack {
 

@@ -1,4 +1,4 @@
-#include "imgpull/unpack/entry_path.h"
+#include "unpack/entry_path.h"
 
 namespace imgpull::unpack {
 

@@ -7,8 +7,8 @@
 #include <limits>
 #include <string>
 
-#include "imgpull/unpack/decompress.h"
-#include "imgpull/unpack/read_ahead.h"
+#include "unpack/decompress.h"
+#include "unpack/read_ahead.h"
 
 namespace imgpull::unpack::detail {
 namespace {

@@ -8,7 +8,7 @@
 #pragma once
 
 #include "imgpull/digest.h"
-#include "imgpull/unpack/byte_source.h"
+#include "base/byte_source.h"
 
 namespace imgpull::unpack {
 

@@ -1,14 +1,14 @@
-#include "imgpull/unpack/layer_applier.h"
+#include "unpack/layer_applier.h"
 
 #include <sys/stat.h>
 
 #include <optional>
 #include <string>
 
-#include "imgpull/unpack/decompress.h"
-#include "imgpull/unpack/entry_applier.h"
-#include "imgpull/unpack/read_ahead.h"
-#include "imgpull/unpack/tar_reader.h"
+#include "unpack/decompress.h"
+#include "unpack/entry_applier.h"
+#include "unpack/read_ahead.h"
+#include "unpack/tar_reader.h"
 
 namespace imgpull::unpack {
 namespace {

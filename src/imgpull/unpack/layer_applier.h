@@ -73,8 +73,8 @@
 
 #include "imgpull/digest.h"
 #include "imgpull/error.h"
-#include "imgpull/unpack/byte_source.h"
-#include "imgpull/unpack/compression.h"
+#include "base/byte_source.h"
+#include "unpack/compression.h"
 
 namespace imgpull::unpack {
 

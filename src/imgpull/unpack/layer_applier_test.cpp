@@ -1,10 +1,10 @@
-#include "imgpull/unpack/layer_applier.h"
+#include "unpack/layer_applier.h"
 
 #include <gtest/gtest.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
-#include "imgpull/unpack/test_support.h"
+#include "testing/layers.h"
 
 namespace imgpull::unpack {
 namespace {

@@ -1,11 +1,11 @@
-#include "imgpull/unpack/metadata.h"
+#include "unpack/metadata.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "imgpull/unpack/sys_error.h"
+#include "base/sys_error.h"
 
 namespace imgpull::unpack {
 namespace {

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "imgpull/error.h"
-#include "imgpull/unpack/warnings.h"
+#include "unpack/warnings.h"
 
 namespace imgpull::unpack {
 

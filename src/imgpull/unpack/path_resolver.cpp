@@ -1,4 +1,4 @@
-#include "imgpull/unpack/path_resolver.h"
+#include "unpack/path_resolver.h"
 
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -9,8 +9,8 @@
 #include <climits>
 #include <deque>
 
-#include "imgpull/unpack/entry_path.h"
-#include "imgpull/unpack/sys_error.h"
+#include "unpack/entry_path.h"
+#include "base/sys_error.h"
 
 namespace imgpull::unpack {
 namespace {

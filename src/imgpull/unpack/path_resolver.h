@@ -26,7 +26,7 @@
 #include <string>
 
 #include "imgpull/error.h"
-#include "imgpull/unpack/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace imgpull::unpack {
 

@@ -1,9 +1,9 @@
-#include "imgpull/unpack/path_resolver.h"
+#include "unpack/path_resolver.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include "imgpull/unpack/test_support.h"
+#include "testing/layers.h"
 
 namespace imgpull::unpack {
 namespace {

@@ -1,9 +1,9 @@
-#include "imgpull/unpack/read_ahead.h"
+#include "unpack/read_ahead.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "imgpull/thread_name.h"
+#include "base/thread_name.h"
 
 namespace imgpull::unpack {
 

@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "imgpull/digest.h"
-#include "imgpull/unpack/byte_source.h"
+#include "base/byte_source.h"
 
 namespace imgpull::unpack {
 

@@ -1,4 +1,4 @@
-#include "imgpull/unpack/read_ahead.h"
+#include "unpack/read_ahead.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-#include "imgpull/unpack/tar_reader.h"
+#include "unpack/tar_reader.h"
 
-#include "imgpull/unpack/read_ahead.h"
+#include "unpack/read_ahead.h"
 
 #include <archive.h>
 #include <archive_entry.h>

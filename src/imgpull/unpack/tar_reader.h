@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "imgpull/error.h"
-#include "imgpull/unpack/byte_source.h"
+#include "base/byte_source.h"
 
 struct archive;
 

@@ -1,11 +1,11 @@
-#include "imgpull/unpack/tar_reader.h"
+#include "unpack/tar_reader.h"
 
 #include <gtest/gtest.h>
 #include <malloc.h>
 #include <sys/sysmacros.h>
 
-#include "imgpull/unpack/hashing_source.h"
-#include "imgpull/unpack/test_support.h"
+#include "unpack/hashing_source.h"
+#include "testing/layers.h"
 
 namespace imgpull::unpack {
 namespace {

@@ -1,10 +1,10 @@
-#include "imgpull/unpack/whiteout.h"
+#include "unpack/whiteout.h"
 
 #include <fcntl.h>
 
-#include "imgpull/unpack/remove_tree.h"
-#include "imgpull/unpack/sys_error.h"
-#include "imgpull/unpack/unique_fd.h"
+#include "base/remove_tree.h"
+#include "base/sys_error.h"
+#include "base/unique_fd.h"
 
 namespace imgpull::unpack {
 

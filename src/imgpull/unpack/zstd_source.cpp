@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "imgpull/unpack/decompress.h"
-#include "imgpull/unpack/read_ahead.h"
+#include "unpack/decompress.h"
+#include "unpack/read_ahead.h"
 
 namespace imgpull::unpack::detail {
 namespace {

@@ -1,0 +1,32 @@
+#include "base/sync_fs.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include "base/unique_fd.h"
+
+namespace imgpull {
+
+Status sync_filesystems(const std::vector<std::filesystem::path>& paths) {
+  std::set<dev_t> synced;
+  for (const auto& path : paths) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    struct stat st;
+    if (!fd || ::fstat(fd.get(), &st) != 0) {
+      return Error(ErrorCode::kIo, "cannot open " + path.string() + " to sync it: " + std::strerror(errno));
+    }
+    if (!synced.insert(st.st_dev).second) continue;  // that filesystem is done
+    if (::syncfs(fd.get()) != 0) {
+      return Error(ErrorCode::kIo,
+                   "syncing the filesystem of " + path.string() + " to disk: " + std::strerror(errno));
+    }
+  }
+  return ok_status();
+}
+
+}  // namespace imgpull

@@ -1,0 +1,161 @@
+// The distribution API (Docker Registry HTTP API V2 / OCI distribution spec)
+// for one repository: ping, manifests, blobs, with authentication handled.
+//
+// A registry may be served by several hosts (hosts.toml, see hosts.h):
+// mirrors tried in order, then the upstream. Manifests by tag are asked only
+// of hosts with the "resolve" capability; manifests by digest and blobs of
+// hosts with "pull". A host that fails (cannot be reached, answers an error)
+// is left for the next one; the error when all fail names each host tried.
+//
+// How to speak to each host is decided on first use: https, verified against
+// the system CAs or certs.d; plain http only for loopback hosts, hosts listed
+// as insecure and hosts a hosts.toml names with http:// (as Docker does,
+// except that we never skip TLS verification for loopback: a loopback host
+// that speaks TLS must present a trusted certificate).
+//
+//   IMGPULL_ASSIGN_OR_RETURN(auto registry, RegistryClient::connect(client, ref, options));
+//   IMGPULL_ASSIGN_OR_RETURN(FetchedManifest m, registry->get_manifest(ref.manifest_selector()));
+//   IMGPULL_TRY(registry->stream_blob(layer, sink));
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "remote/auth.h"
+#include "imgpull/digest.h"
+#include "imgpull/error.h"
+#include "remote/hosts.h"
+#include "remote/http.h"
+#include "imgpull/manifest.h"
+#include "imgpull/reference.h"
+
+namespace imgpull {
+
+// How failed requests are tried again: 5xx, 408, 429 and network errors
+// (refused, reset, timed out, stalled), with exponential back-off and jitter;
+// a Retry-After from the registry is honoured up to max_delay.
+struct RetryPolicy {
+  int max_retries = 5;  // attempts after the first
+  std::chrono::milliseconds base_delay{500};
+  std::chrono::milliseconds max_delay{30'000};
+};
+
+// Where a resumable blob download puts its bytes.
+class BlobSink {
+ public:
+  virtual ~BlobSink() = default;
+  // Bytes already held: a retry asks the registry for the rest (Range).
+  virtual uint64_t bytes_held() const = 0;
+  // The registry ignored Range and is sending the whole blob again.
+  virtual Status restart() = 0;
+  virtual Status write(const char* data, size_t size) = 0;
+  // True when the pull is being abandoned: no more retries.
+  virtual bool cancelled() const { return false; }
+};
+
+struct RegistryOptions {
+  // Hosts ("host:port" or "host") that may be spoken to over plain http, and
+  // whose TLS certificates are not verified: --insecure-registry.
+  std::vector<std::string> insecure_registries;
+  CredentialLookup credentials;
+  RetryPolicy retry;
+  // True when the pull is being abandoned (an interrupt): no more attempts,
+  // and back-off sleeps end early.
+  std::function<bool()> cancelled;
+  // The hosts to try (load_hosts_config); empty: the registry itself.
+  HostsConfig hosts;
+};
+
+using http::is_loopback_host;
+bool is_insecure_host(std::string_view host, const std::vector<std::string>& insecure_registries);
+
+// A host's answer to GET <base>/ (the API version check), reached as
+// RegistryClient reaches hosts: https first, plain http only when allowed.
+struct Ping {
+  std::string base_url;  // "https://host:port/v2"
+  bool plain_http = false;
+  http::Response response;
+};
+Result<Ping> ping_endpoint(http::Client& client, const RegistryEndpoint& endpoint,
+                           const std::vector<std::string>& insecure_registries);
+
+// What `imgpull login` checks before it stores anything, as docker login
+// does: GET /v2/ on the registry itself (`host`, "registry-1.docker.io" for
+// Docker Hub), then its challenge answered with `credentials` (Basic, or a
+// token fetched from the realm without a scope) and GET /v2/ again, which
+// must answer 200. Wrong credentials are kUnauthorized.
+Status check_login(http::Client& client, std::string_view host, std::string_view registry_domain,
+                   const Credentials& credentials, const std::vector<std::string>& insecure_registries);
+// The registry's own words from an error document
+// {"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}, each
+// error's message (else its code) joined by "; "; when the body says nothing
+// usable, a short text for the status ("not found", "HTTP 500"). The body is
+// whatever the server sent, so anything else in it is ignored.
+std::string registry_error_text(long status, std::string_view body);
+
+struct FetchedManifest {
+  std::string bytes;
+  std::string content_type;
+  Digest digest;  // our own hash of `bytes`, never the registry's header
+};
+
+class RegistryClient {
+ public:
+  // Prepares the hosts and reaches the first one that answers (or fails
+  // with each host's error).
+  static Result<std::unique_ptr<RegistryClient>> connect(http::Client& client, const Reference& ref,
+                                                         const RegistryOptions& options);
+  ~RegistryClient();
+
+  // GET /v2/<repo>/manifests/<selector>. When `selector` is a digest the bytes
+  // must hash to it.
+  Result<FetchedManifest> get_manifest(const std::string& selector);
+  // A small blob (a config), checked against its descriptor.
+  Result<std::string> get_blob(const Descriptor& blob, size_t max_bytes);
+  // Streams a blob's bytes to `sink`, resuming with Range after a dropped
+  // connection or a stall and retrying as the policy says (then from the
+  // next host, which resumes where the last left off); checking the bytes
+  // is the sink's job.
+  Status fetch_blob(const Descriptor& blob, BlobSink& sink);
+  // The same for a non-distributable layer, from the URLs its descriptor
+  // lists (tried in order), never with the registry's credentials.
+  Status fetch_foreign_blob(const Descriptor& blob, BlobSink& sink);
+
+ private:
+  struct Endpoint;
+  RegistryClient(http::Client& client, Reference ref, const RegistryOptions& options);
+  // Pings the endpoint once (then remembers the outcome): scheme, challenge.
+  Status ensure_connected(Endpoint& endpoint);
+  // Runs `attempt` on each endpoint with `capability`, in order, until one
+  // succeeds; `final_error` says whether an error must not move on.
+  template <typename T>
+  Result<T> on_endpoints(HostCapability capability, std::string_view what,
+                         const std::function<Result<T>(Endpoint&, bool last)>& attempt,
+                         const std::function<bool(const Error&)>& final_error);
+  std::string url(const Endpoint& endpoint, std::string_view kind, std::string_view name) const;
+  Result<http::Response> send(Endpoint& endpoint, http::Request request, const http::BodySink* sink,
+                              const http::HeadHandler* on_head = nullptr);
+  // send() for a request whose body is buffered, tried again as the policy says.
+  Result<http::Response> fetch_with_retries(Endpoint& endpoint, const http::Request& request,
+                                            std::string_view what, const RetryPolicy& policy);
+  Status fetch_blob_from(Endpoint* endpoint, const std::string& url, const Descriptor& blob, BlobSink& sink,
+                         const RetryPolicy& policy, bool* sink_failed);
+  Error response_error(const http::Response& response, std::string_view what) const;
+  // A host with another to fall back on gets one retry, not the full policy.
+  RetryPolicy policy_for(bool last) const;
+
+  http::Client& client_;
+  Reference ref_;
+  std::string scope_;  // "repository:<path>:pull"
+  RegistryOptions options_;
+  std::string hosts_source_;  // the hosts.toml, for messages
+  std::mutex connect_mutex_;  // download threads may reach a host first at once
+  std::vector<std::unique_ptr<Endpoint>> endpoints_;
+};
+
+}  // namespace imgpull

@@ -1,0 +1,83 @@
+#include "unpack/rootfs.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace imgpull {
+
+Result<UniqueFd> open_rootfs_dir(const std::filesystem::path& dir, bool force) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Error(ErrorCode::kIo, fmt::format("cannot create {}: {}", dir.string(), std::strerror(errno)));
+  }
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) {
+    return Error(ErrorCode::kIo, fmt::format("cannot open {}: {}", dir.string(), std::strerror(errno)));
+  }
+  if (!force) {
+    // fdopendir takes ownership of its descriptor: give it a duplicate.
+    DIR* listing = ::fdopendir(::dup(fd.get()));
+    if (listing == nullptr) {
+      return Error(ErrorCode::kIo, fmt::format("cannot list {}: {}", dir.string(), std::strerror(errno)));
+    }
+    bool empty = true;
+    while (dirent* entry = ::readdir(listing)) {
+      std::string_view name = entry->d_name;
+      if (name != "." && name != "..") {
+        empty = false;
+        break;
+      }
+    }
+    ::closedir(listing);
+    if (!empty) {
+      return Error(ErrorCode::kInvalidArgument,
+                   fmt::format("{} is not empty; use --force to unpack into it anyway", dir.string()));
+    }
+  }
+  return fd;
+}
+
+Result<unpack::ApplyResult> apply_verified_layer(int rootfs_fd, const ImageManifest& manifest,
+                                                 const ImageConfig& config, size_t index,
+                                                 ByteSource& source,
+                                                 const unpack::ApplyOptions& options) {
+  const Descriptor& layer = manifest.layers[index];
+  std::string which = fmt::format("layer {} ({} of {})", layer.digest.str(), index + 1, manifest.layers.size());
+  if (index >= config.diff_ids.size()) {
+    return Error(ErrorCode::kCorrupt, which + ": the config has no diff_id for it");
+  }
+  auto compression = unpack::compression_for_media_type(layer.media_type);
+  if (!compression) return std::move(compression).error().wrap(which);
+  auto applied = unpack::apply_layer(rootfs_fd, source, *compression, options);
+  if (!applied) return std::move(applied).error().wrap(which);
+  if (applied->diff_id != config.diff_ids[index]) {
+    return Error(ErrorCode::kCorrupt,
+                 fmt::format("{}: uncompressed content does not match the config: expected diff_id {}, "
+                             "got {}",
+                             which, config.diff_ids[index].str(), applied->diff_id.str()));
+  }
+  return applied;
+}
+
+Status unpack_stored_image(const Store& store, const StoredImage& image, int rootfs_fd,
+                           const unpack::ApplyOptions& options,
+                           const std::function<void(size_t index)>& on_layer_applied) {
+  const auto& layers = image.manifest.layers;
+  if (image.config.diff_ids.size() != layers.size()) {
+    return Error(ErrorCode::kCorrupt, fmt::format("config lists {} diff_ids but the manifest has {} layers",
+                                                  image.config.diff_ids.size(), layers.size()));
+  }
+  for (size_t i = 0; i < layers.size(); ++i) {
+    auto source = FileSource::open(store.blob_path(layers[i].digest));
+    if (!source) return std::move(source).error().wrap("layer " + layers[i].digest.str());
+    IMGPULL_TRY(apply_verified_layer(rootfs_fd, image.manifest, image.config, i, **source, options));
+    if (on_layer_applied) on_layer_applied(i);
+  }
+  return {};
+}
+
+}  // namespace imgpull
