@@ -108,14 +108,20 @@ Result<PullResult> Client::pull(std::string_view reference, const PullRequest& r
 }
 
 Result<PullResult> Client::pull(const Reference& ref, const PullRequest& request) {
-  PullOptions options;
-  if (request.platform) options.platform = *request.platform;
-  options.max_concurrent_downloads = std::max(1, request.max_concurrent_downloads);
-  options.registry = impl_->registry;
+  RegistryOptions registry = impl_->registry;
   // Mirrors and per-host settings, read at each pull (containerd's hosts.toml).
   auto hosts = load_hosts_config(impl_->certs_roots, ref.domain, ref.registry_host());
   if (!hosts) return std::move(hosts).error().wrap("pulling " + ref.str());
-  options.registry.hosts = std::move(hosts).value();
+  registry.hosts = std::move(hosts).value();
+  registry.cancelled = impl_->cancelled;
+  auto connect = [&]() -> Result<std::unique_ptr<Registry>> {
+    IMGPULL_ASSIGN_OR_RETURN(auto client, RegistryClient::connect(impl_->http, ref, registry));
+    return std::unique_ptr<Registry>(std::move(client));
+  };
+
+  PullOptions options;
+  if (request.platform) options.platform = *request.platform;
+  options.max_concurrent_downloads = std::max(1, request.max_concurrent_downloads);
   options.fetch_foreign_layers = request.fetch_foreign_layers;
   options.on_event = request.on_event;
   options.cancelled = impl_->cancelled;
@@ -127,7 +133,7 @@ Result<PullResult> Client::pull(const Reference& ref, const PullRequest& request
     options.rootfs_fd = rootfs.get();
     options.apply = apply_options(request.on_warning, request.max_layer_bytes);
   }
-  auto pulled = pull_image(impl_->http, impl_->store, ref, options);
+  auto pulled = pull_image(impl_->store, ref, options, connect);
   if (pulled && request.sync) {
     std::vector<fs::path> written{impl_->store.root()};
     if (!request.rootfs.empty()) written.push_back(request.rootfs);
@@ -149,12 +155,12 @@ Status Client::unpack(const Reference& ref, const fs::path& dir, const UnpackReq
   if (!image) return std::move(image).error().wrap(context);
   auto rootfs = open_rootfs_dir(dir, request.force);
   if (!rootfs) return std::move(rootfs).error().wrap(context);
+  const auto& layers = image->manifest.layers;
+  auto from_store = [&](size_t i) { return open_layer_from_store(impl_->store, layers[i]); };
   std::function<void(size_t)> on_layer;
-  if (request.on_layer_applied) {
-    on_layer = [&](size_t i) { request.on_layer_applied(i, image->manifest.layers[i]); };
-  }
-  Status done = unpack_stored_image(impl_->store, *image, rootfs->get(),
-                                    apply_options(request.on_warning, std::nullopt), on_layer);
+  if (request.on_layer_applied) on_layer = [&](size_t i) { request.on_layer_applied(i, layers[i]); };
+  Status done = apply_layers(rootfs->get(), image->manifest, image->config, from_store,
+                             apply_options(request.on_warning, std::nullopt), on_layer);
   if (!done.ok()) return std::move(done).error().wrap(context);
   if (request.sync) {
     Status synced = sync_filesystems({dir});

@@ -862,6 +862,14 @@ class FaultProxy:
                 if (method is None or r.method == method.upper())
                 and (path is None or re.search(path, r.path))]
 
+    def seen(self, method: str | None = None, path: str | None = None) -> int:
+        """How many requests matching the filters have arrived so far, without
+        waiting for any to finish."""
+        with self._lock:
+            return sum(1 for r in self._records
+                       if (method is None or r.method == method.upper())
+                       and (path is None or re.search(path, r.path)))
+
     def clear_requests(self):
         self.wait_idle(2.0)
         with self._lock:

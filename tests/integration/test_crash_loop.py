@@ -47,8 +47,15 @@ def test_random_sigkills_then_finish(image, tmp_path):
             args = [cli.binary(), "--root", str(root), "pull", "-q"]
             if attempt % 2:
                 args += ["--rootfs", str(tmp_path / f"rootfs-{attempt}")]
+            blob_gets = proxy.seen("GET", r"/blobs/sha256:")
             proc = subprocess.Popen([*args, ref], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     env=env)
+            # The kill lands while layers download, however slowly a loaded
+            # machine starts the process: wait for this attempt's first blob GET.
+            deadline = time.monotonic() + 30
+            while proxy.seen("GET", r"/blobs/sha256:") == blob_gets and proc.poll() is None \
+                    and time.monotonic() < deadline:
+                time.sleep(0.01)
             time.sleep(rng.uniform(0.05, 0.6))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)

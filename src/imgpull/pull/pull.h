@@ -1,37 +1,34 @@
-// The pull: from a reference to a verified image in the local store. The
-// public face of this is Client::pull (client.h); this is the engine under it.
+// The pull: from a reference to a verified image in the local store, and, if
+// asked, its root filesystem made while the layers download. The public face
+// of this is Client::pull (include/imgpull/client.h); this is the engine.
 //
-//   resolve the manifest (following an index to the wanted platform)
-//   -> fetch the config -> download every missing layer, N at a time, each
-//   byte hashed on its way to the ingest file -> commit blobs -> store the
-//   manifests -> name the image in index.json.
+//   resolve the manifest (following an index to the wanted platform; the
+//   registry is connected and authenticated at its first use) -> the config
+//   -> skip the layers the store has -> download the others, N at once, each
+//   byte hashed on its way to the ingest file, each blob verified and
+//   committed -> (apply each layer in order as its bytes arrive, checked
+//   against its diffID) -> store the manifests -> name the image.
 //
 // Everything a pull writes is content-addressed and verified before it is
 // committed, and index.json names the image only after all of its blobs are
-// in place, so an interrupted pull leaves nothing half-written behind: only
-// partial files in ingest/, which the next pull of those blobs continues.
-// A blob whose bytes turn out wrong is discarded and fetched once more from
-// its first byte; wrong again, the pull fails naming it.
+// in place, so an interrupted pull leaves only partial files in ingest/,
+// which the next pull of those blobs continues.
 //
 //   PullOptions options;
 //   options.on_event = [](const PullEvent& e) { ... };
-//   IMGPULL_ASSIGN_OR_RETURN(PullResult r, pull_image(client, store, ref, options));
+//   auto connect = [&]() -> Result<std::unique_ptr<Registry>> { return RegistryClient::connect(http, ref, ro); };
+//   IMGPULL_ASSIGN_OR_RETURN(PullResult r, pull_image(store, ref, options, connect));
 #pragma once
 
-#include <cstdint>
 #include <functional>
-#include <optional>
-#include <string>
-#include <vector>
+#include <memory>
 
 #include "imgpull/client.h"
-#include "imgpull/digest.h"
 #include "imgpull/error.h"
-#include "remote/http.h"
 #include "imgpull/manifest.h"
 #include "imgpull/reference.h"
-#include "remote/registry.h"
 #include "imgpull/store.h"
+#include "remote/registry.h"
 #include "unpack/layer_applier.h"
 
 namespace imgpull {
@@ -39,7 +36,6 @@ namespace imgpull {
 struct PullOptions {
   Platform platform = Platform::host();
   int max_concurrent_downloads = 3;  // as Docker's default
-  RegistryOptions registry;
   // When >= 0, a directory (see open_rootfs_dir) in which the image's root
   // filesystem is made while the layers download: each layer is applied as
   // its bytes arrive, in order, and checked against the config's diffID.
@@ -56,7 +52,11 @@ struct PullOptions {
   std::function<void(const PullEvent&)> on_event;
 };
 
-Result<PullResult> pull_image(http::Client& client, Store& store, const Reference& ref,
-                              const PullOptions& options);
+// Reaches the image's registry (pinging it and learning how to authenticate);
+// called at most once per pull, and not at all when the store has everything.
+using ConnectRegistry = std::function<Result<std::unique_ptr<Registry>>()>;
+
+Result<PullResult> pull_image(Store& store, const Reference& ref, const PullOptions& options,
+                              const ConnectRegistry& connect);
 
 }  // namespace imgpull

@@ -104,27 +104,39 @@ struct FetchedManifest {
   Digest digest;  // our own hash of `bytes`, never the registry's header
 };
 
-class RegistryClient {
+// What a pull needs of a registry: the seam between the pull pipeline and
+// the network. RegistryClient is the real one; the pipeline's unit tests use
+// testing/fake_registry.h.
+class Registry {
+ public:
+  virtual ~Registry() = default;
+  // GET /v2/<repo>/manifests/<selector>. When `selector` is a digest the bytes
+  // must hash to it.
+  virtual Result<FetchedManifest> get_manifest(const std::string& selector) = 0;
+  // A small blob (a config), checked against its descriptor.
+  virtual Result<std::string> get_blob(const Descriptor& blob, size_t max_bytes) = 0;
+  // Streams a blob's bytes to `sink`, resuming with Range after a dropped
+  // connection or a stall and retrying as the policy says (then from the
+  // next host, which resumes where the last left off); checking the bytes
+  // is the sink's job.
+  virtual Status fetch_blob(const Descriptor& blob, BlobSink& sink) = 0;
+  // The same for a non-distributable layer, from the URLs its descriptor
+  // lists (tried in order), never with the registry's credentials.
+  virtual Status fetch_foreign_blob(const Descriptor& blob, BlobSink& sink) = 0;
+};
+
+class RegistryClient : public Registry {
  public:
   // Prepares the hosts and reaches the first one that answers (or fails
   // with each host's error).
   static Result<std::unique_ptr<RegistryClient>> connect(http::Client& client, const Reference& ref,
                                                          const RegistryOptions& options);
-  ~RegistryClient();
+  ~RegistryClient() override;
 
-  // GET /v2/<repo>/manifests/<selector>. When `selector` is a digest the bytes
-  // must hash to it.
-  Result<FetchedManifest> get_manifest(const std::string& selector);
-  // A small blob (a config), checked against its descriptor.
-  Result<std::string> get_blob(const Descriptor& blob, size_t max_bytes);
-  // Streams a blob's bytes to `sink`, resuming with Range after a dropped
-  // connection or a stall and retrying as the policy says (then from the
-  // next host, which resumes where the last left off); checking the bytes
-  // is the sink's job.
-  Status fetch_blob(const Descriptor& blob, BlobSink& sink);
-  // The same for a non-distributable layer, from the URLs its descriptor
-  // lists (tried in order), never with the registry's credentials.
-  Status fetch_foreign_blob(const Descriptor& blob, BlobSink& sink);
+  Result<FetchedManifest> get_manifest(const std::string& selector) override;
+  Result<std::string> get_blob(const Descriptor& blob, size_t max_bytes) override;
+  Status fetch_blob(const Descriptor& blob, BlobSink& sink) override;
+  Status fetch_foreign_blob(const Descriptor& blob, BlobSink& sink) override;
 
  private:
   struct Endpoint;

@@ -79,6 +79,44 @@ struct ImageOptions {
   ImageOptions& with_diff_ids(std::vector<Digest> d) { diff_ids = std::move(d); return *this; }
 };
 
+// One entry per layer ("RUN step N"), plus an empty-layer CMD.
+inline nlohmann::json default_history(size_t layers, const std::string& created) {
+  nlohmann::json history = nlohmann::json::array();
+  for (size_t i = 0; i < layers; ++i) {
+    history.push_back({{"created", created}, {"created_by", "RUN step " + std::to_string(i + 1)}});
+  }
+  history.push_back({{"created", created}, {"created_by", "CMD [\"/bin/sh\"]"}, {"empty_layer", true}});
+  return history;
+}
+
+// An image's config and its OCI manifest, as a registry or a store holds them.
+struct ImageDocuments {
+  std::string config;     // the config blob
+  ImageManifest manifest;  // config descriptor + the layers' descriptors
+};
+
+inline ImageDocuments image_documents(const std::vector<TestLayer>& layers, const ImageOptions& options = {}) {
+  nlohmann::json diff_ids = nlohmann::json::array();
+  if (options.diff_ids) {
+    for (const auto& d : *options.diff_ids) diff_ids.push_back(d.str());
+  } else {
+    for (const auto& l : layers) diff_ids.push_back(l.diff_id().str());
+  }
+  nlohmann::json history = options.history.value_or(default_history(layers.size(), options.created));
+  nlohmann::json config = {{"created", options.created},
+                           {"architecture", "amd64"},
+                           {"os", "linux"},
+                           {"config", {{"Cmd", {"/bin/sh"}}, {"Env", {"PATH=/bin"}}}},
+                           {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}},
+                           {"history", history}};
+  std::string config_bytes = config.dump();
+  Descriptor config_desc{std::string(media_type::kOciConfig), Digest::of(config_bytes),
+                         static_cast<int64_t>(config_bytes.size()), {}, {}, {}};
+  ImageDocuments docs{std::move(config_bytes), ImageManifest{std::string(media_type::kOciManifest), config_desc, {}}};
+  for (const auto& l : layers) docs.manifest.layers.push_back(l.descriptor());
+  return docs;
+}
+
 class TestStore {
  public:
   TestStore() : dir_("images-test"), store_(open(dir_.path())) {}
@@ -87,30 +125,15 @@ class TestStore {
   const std::filesystem::path& root() const { return dir_.path(); }
 
   TestImage put(const std::string& name, const std::vector<TestLayer>& layers, const ImageOptions& options = {}) {
-    nlohmann::json diff_ids = nlohmann::json::array();
-    if (options.diff_ids) {
-      for (const auto& d : *options.diff_ids) diff_ids.push_back(d.str());
-    } else {
-      for (const auto& l : layers) diff_ids.push_back(l.diff_id().str());
-    }
-    nlohmann::json history = options.history.value_or(default_history(layers.size(), options.created));
-    nlohmann::json config = {{"created", options.created},
-                             {"architecture", "amd64"},
-                             {"os", "linux"},
-                             {"config", {{"Cmd", {"/bin/sh"}}, {"Env", {"PATH=/bin"}}}},
-                             {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}},
-                             {"history", history}};
-    std::string config_bytes = config.dump();
-    Descriptor config_desc{std::string(media_type::kOciConfig), Digest::of(config_bytes),
-                           static_cast<int64_t>(config_bytes.size()), {}, {}, {}};
-    put_blob(config_bytes);
-    ImageManifest manifest{std::string(media_type::kOciManifest), config_desc, {}};
+    ImageDocuments docs = image_documents(layers, options);
+    put_blob(docs.config);
+    ImageManifest manifest = docs.manifest;
     std::vector<Digest> layer_digests;
     for (const auto& l : layers) {
       put_blob(l.blob);
-      manifest.layers.push_back(l.descriptor());
       layer_digests.push_back(l.digest());
     }
+    const Descriptor& config_desc = manifest.config;
     std::string oci = to_oci_manifest(manifest);
     put_blob(oci);
     Descriptor named{std::string(media_type::kOciManifest), Digest::of(oci), static_cast<int64_t>(oci.size()), {},
@@ -138,15 +161,6 @@ class TestStore {
     auto store = Store::open(root);
     if (!store) throw std::runtime_error(store.error().message());
     return std::move(store).value();
-  }
-
-  static nlohmann::json default_history(size_t layers, const std::string& created) {
-    nlohmann::json history = nlohmann::json::array();
-    for (size_t i = 0; i < layers; ++i) {
-      history.push_back({{"created", created}, {"created_by", "RUN step " + std::to_string(i + 1)}});
-    }
-    history.push_back({{"created", created}, {"created_by", "CMD [\"/bin/sh\"]"}, {"empty_layer", true}});
-    return history;
   }
 
   static std::string docker_manifest_of(const ImageManifest& m) {

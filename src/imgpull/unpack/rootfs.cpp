@@ -41,15 +41,13 @@ Result<UniqueFd> open_rootfs_dir(const std::filesystem::path& dir, bool force) {
   return fd;
 }
 
+namespace {
+
 Result<unpack::ApplyResult> apply_verified_layer(int rootfs_fd, const ImageManifest& manifest,
-                                                 const ImageConfig& config, size_t index,
-                                                 ByteSource& source,
+                                                 const ImageConfig& config, size_t index, ByteSource& source,
                                                  const unpack::ApplyOptions& options) {
   const Descriptor& layer = manifest.layers[index];
   std::string which = fmt::format("layer {} ({} of {})", layer.digest.str(), index + 1, manifest.layers.size());
-  if (index >= config.diff_ids.size()) {
-    return Error(ErrorCode::kCorrupt, which + ": the config has no diff_id for it");
-  }
   auto compression = unpack::compression_for_media_type(layer.media_type);
   if (!compression) return std::move(compression).error().wrap(which);
   auto applied = unpack::apply_layer(rootfs_fd, source, *compression, options);
@@ -63,19 +61,29 @@ Result<unpack::ApplyResult> apply_verified_layer(int rootfs_fd, const ImageManif
   return applied;
 }
 
-Status unpack_stored_image(const Store& store, const StoredImage& image, int rootfs_fd,
-                           const unpack::ApplyOptions& options,
-                           const std::function<void(size_t index)>& on_layer_applied) {
-  const auto& layers = image.manifest.layers;
-  if (image.config.diff_ids.size() != layers.size()) {
-    return Error(ErrorCode::kCorrupt, fmt::format("config lists {} diff_ids but the manifest has {} layers",
-                                                  image.config.diff_ids.size(), layers.size()));
-  }
-  for (size_t i = 0; i < layers.size(); ++i) {
-    auto source = FileSource::open(store.blob_path(layers[i].digest));
-    if (!source) return std::move(source).error().wrap("layer " + layers[i].digest.str());
-    IMGPULL_TRY(apply_verified_layer(rootfs_fd, image.manifest, image.config, i, **source, options));
-    if (on_layer_applied) on_layer_applied(i);
+}  // namespace
+
+Status check_diff_id_count(const ImageManifest& manifest, const ImageConfig& config) {
+  if (config.diff_ids.size() == manifest.layers.size()) return {};
+  return Error(ErrorCode::kCorrupt,
+               fmt::format("config {} lists {} diff_ids but the manifest has {} layers",
+                           manifest.config.digest.str(), config.diff_ids.size(), manifest.layers.size()));
+}
+
+Result<std::unique_ptr<ByteSource>> open_layer_from_store(const Store& store, const Descriptor& layer) {
+  auto file = FileSource::open(store.blob_path(layer.digest));
+  if (!file) return std::move(file).error().wrap("layer " + layer.digest.str());
+  return std::unique_ptr<ByteSource>(std::move(file).value());
+}
+
+Status apply_layers(int rootfs_fd, const ImageManifest& manifest, const ImageConfig& config,
+                    const LayerSourceFor& source_for, const unpack::ApplyOptions& options,
+                    const std::function<void(size_t index)>& on_applied) {
+  IMGPULL_TRY(check_diff_id_count(manifest, config));
+  for (size_t i = 0; i < manifest.layers.size(); ++i) {
+    IMGPULL_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> source, source_for(i));
+    IMGPULL_TRY(apply_verified_layer(rootfs_fd, manifest, config, i, *source, options));
+    if (on_applied) on_applied(i);
   }
   return {};
 }

@@ -1,25 +1,26 @@
-// Materialising an image's root filesystem from its layers, in order, each
-// checked against the config's diffID.
+// An image's root filesystem from its layers: each applied in order and
+// checked against the config's diffID. The one loop both `pull --rootfs`
+// (layers read while they download) and `unpack` (layers read from the store)
+// run; they differ only in where a layer's bytes come from.
 //
-// The pull streams layers into this while they download (see pull.h); the
-// `unpack` command feeds it blobs from the store:
-//
-//   IMGPULL_ASSIGN_OR_RETURN(auto dir, open_rootfs_dir("/tmp/rootfs", /*force=*/false));
-//   IMGPULL_ASSIGN_OR_RETURN(StoredImage image, store.load_image(record));
-//   IMGPULL_TRY(unpack_stored_image(store, image, dir.get(), {}, nullptr));
+//   IMGPULL_ASSIGN_OR_RETURN(UniqueFd dir, open_rootfs_dir("/tmp/rootfs", /*force=*/false));
+//   IMGPULL_TRY(apply_layers(dir.get(), image.manifest, image.config,
+//                            [&](size_t i) { return open_layer_from_store(store, image.manifest.layers[i]); },
+//                            unpack::ApplyOptions{}, nullptr));
 #pragma once
 
 #include <cstddef>
 #include <filesystem>
 #include <functional>
+#include <memory>
 
+#include "base/byte_source.h"
+#include "base/unique_fd.h"
 #include "imgpull/digest.h"
 #include "imgpull/error.h"
 #include "imgpull/manifest.h"
 #include "imgpull/store.h"
-#include "base/byte_source.h"
 #include "unpack/layer_applier.h"
-#include "base/unique_fd.h"
 
 namespace imgpull {
 
@@ -28,17 +29,22 @@ namespace imgpull {
 // merge an image into someone's home directory.
 Result<UniqueFd> open_rootfs_dir(const std::filesystem::path& dir, bool force);
 
-// Applies layer `index` of `manifest` from `source` onto the rootfs and checks
-// the uncompressed stream against `config.diff_ids[index]`.
-Result<unpack::ApplyResult> apply_verified_layer(int rootfs_fd, const ImageManifest& manifest,
-                                                 const ImageConfig& config, size_t index,
-                                                 ByteSource& source,
-                                                 const unpack::ApplyOptions& options);
+// The compressed bytes of layer `index` of the manifest.
+using LayerSourceFor = std::function<Result<std::unique_ptr<ByteSource>>(size_t index)>;
 
-// The rootfs of an image whose blobs are all in the store; no network.
-// `on_layer_applied(index)` is called after each layer.
-Status unpack_stored_image(const Store& store, const StoredImage& image, int rootfs_fd,
-                           const unpack::ApplyOptions& options,
-                           const std::function<void(size_t index)>& on_layer_applied);
+// A stored layer blob.
+Result<std::unique_ptr<ByteSource>> open_layer_from_store(const Store& store, const Descriptor& layer);
+
+// Applies every layer of `manifest` onto the rootfs, in order, each checked
+// against `config.diff_ids` (whose count must match the layers'). Stops at the
+// first error, which names the layer; the rootfs then holds part of the image.
+// `on_applied(index)` is called after each layer, when not empty.
+Status apply_layers(int rootfs_fd, const ImageManifest& manifest, const ImageConfig& config,
+                    const LayerSourceFor& source_for, const unpack::ApplyOptions& options,
+                    const std::function<void(size_t index)>& on_applied);
+
+// The check apply_layers starts with, also made by a pull before it downloads
+// anything: one diffID per layer.
+Status check_diff_id_count(const ImageManifest& manifest, const ImageConfig& config);
 
 }  // namespace imgpull

@@ -1,0 +1,281 @@
+// The pull pipeline driven through a fake registry (testing/fake_registry.h):
+// what reaches the store and the rootfs, in which order, and how failures in
+// one part stop the others. The same pipeline against a real registry is
+// tested by tests/integration/.
+#include "pull/pull.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "testing/fake_registry.h"
+
+namespace imgpull {
+namespace {
+
+using testing::FakeRegistry;
+using testing::Gate;
+using testing::ImageOptions;
+using testing::tar_of;
+using testing::TestLayer;
+using testing::TestStore;
+using unpack::testing::slurp;
+using unpack::testing::TempDir;
+
+Reference ref_of(const std::string& text) {
+  auto ref = Reference::parse(text);
+  EXPECT_TRUE(ref.ok());
+  return *ref;
+}
+
+// Every event of a pull, recorded from the pull's threads.
+struct Events {
+  std::mutex mutex;
+  std::vector<PullEvent> all;
+  std::function<void(const PullEvent&)> recorder() {
+    return [this](const PullEvent& e) {
+      std::lock_guard lock(mutex);
+      all.push_back(e);
+    };
+  }
+  // Indexes of the events of `kind` for `layer`.
+  std::vector<size_t> find(PullEvent::Kind kind, const Digest& layer) {
+    std::lock_guard lock(mutex);
+    std::vector<size_t> at;
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (all[i].kind == kind && all[i].layer == layer) at.push_back(i);
+    }
+    return at;
+  }
+};
+
+// Bytes no compressor shrinks, so a layer's blob is as big as its file.
+std::string random_bytes(size_t n, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(gen());
+  return s;
+}
+
+class PullTest : public ::testing::Test {
+ protected:
+  Result<PullResult> pull(const std::string& ref, PullOptions options = {}) {
+    if (!options.on_event) options.on_event = events.recorder();
+    return pull_image(store.store(), ref_of(ref), options, registry.connector());
+  }
+  PullOptions with_rootfs() {
+    PullOptions options;
+    options.rootfs_fd = rootfs_fd.get();
+    return options;
+  }
+
+  FakeRegistry registry;
+  TestStore store;
+  Events events;
+  TempDir rootfs{"pull-rootfs"};
+  UniqueFd rootfs_fd{rootfs.open()};
+};
+
+TEST_F(PullTest, StoresEveryBlobAndNamesTheImage) {
+  TestLayer a = TestLayer::gzipped(tar_of({{"a", "1"}}));
+  TestLayer b = TestLayer::zstd(tar_of({{"b", "2"}}));
+  auto docs = registry.push("1", {a, b});
+
+  auto pulled = pull("registry.test/img:1");
+  ASSERT_TRUE(pulled.ok()) << pulled.error().message();
+  EXPECT_EQ(pulled->name, "registry.test/img:1");
+  EXPECT_EQ(pulled->config_digest, docs.manifest.config.digest);
+  EXPECT_EQ(pulled->bytes_downloaded, a.blob.size() + b.blob.size());
+  EXPECT_FALSE(pulled->up_to_date);
+  for (const auto& d : {a.digest(), b.digest(), docs.manifest.config.digest}) EXPECT_TRUE(store.store().has_blob(d));
+  auto found = store.store().find_image("registry.test/img:1");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->manifest.digest, pulled->manifest_digest);
+  for (const auto& l : {a, b}) {
+    EXPECT_EQ(events.find(PullEvent::Kind::kLayerWaiting, l.digest()).size(), 1u);
+    EXPECT_EQ(events.find(PullEvent::Kind::kLayerComplete, l.digest()).size(), 1u);
+  }
+
+  // Nothing changed: nothing fetched again, and it says so.
+  auto again = pull("registry.test/img:1");
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_TRUE(again->up_to_date);
+  EXPECT_EQ(again->bytes_downloaded, 0u);
+  EXPECT_EQ(registry.fetches(a.digest()), 1);
+  EXPECT_EQ(events.find(PullEvent::Kind::kLayerExists, a.digest()).size(), 1u);
+}
+
+TEST_F(PullTest, ByDigestWithEveryBlobLocalNeedsNoRegistry) {
+  TestLayer a = TestLayer::gzipped(tar_of({{"a", "1"}}));
+  registry.push("1", {a});
+  auto first = pull("registry.test/img:1");
+  ASSERT_TRUE(first.ok()) << first.error().message();
+  ASSERT_EQ(registry.connects(), 1);
+
+  auto by_digest = pull("registry.test/img@" + first->manifest_digest.str());
+  ASSERT_TRUE(by_digest.ok()) << by_digest.error().message();
+  EXPECT_EQ(registry.connects(), 1) << "no connection for what the store has";
+}
+
+TEST_F(PullTest, LayersAreAppliedInOrderWhateverOrderTheyArrive) {
+  // Each layer rewrites the same file: only applying 1, 2, 3 in that order
+  // leaves the third's content.
+  std::vector<TestLayer> layers;
+  for (int i = 1; i <= 3; ++i) layers.push_back(TestLayer::gzipped(tar_of({{"f", std::to_string(i)}, {"l" + std::to_string(i), "x"}})));
+  registry.push("1", layers);
+  auto first_gate = std::make_shared<Gate>();
+  registry.script(layers[0].digest()).gate = first_gate;  // the first layer arrives last
+
+  std::thread opener([&] {
+    for (int i = 0; i < 2000 && !(store.store().has_blob(layers[1].digest()) &&
+                                  store.store().has_blob(layers[2].digest()));
+         ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    first_gate->open();
+  });
+  PullOptions options = with_rootfs();
+  options.max_concurrent_downloads = 3;
+  auto pulled = pull("registry.test/img:1", options);
+  opener.join();
+  ASSERT_TRUE(pulled.ok()) << pulled.error().message();
+
+  EXPECT_EQ(slurp(rootfs.path() / "f"), "3");
+  for (int i = 1; i <= 3; ++i) EXPECT_TRUE(std::filesystem::exists(rootfs.path() / ("l" + std::to_string(i))));
+  auto downloaded = [&](int i) { return events.find(PullEvent::Kind::kLayerDownloaded, layers[i].digest()).at(0); };
+  auto complete = [&](int i) { return events.find(PullEvent::Kind::kLayerComplete, layers[i].digest()).at(0); };
+  EXPECT_LT(downloaded(1), downloaded(0)) << "the test meant layer 1 to arrive after the others";
+  EXPECT_LT(downloaded(2), downloaded(0));
+  EXPECT_LT(complete(0), complete(1));
+  EXPECT_LT(complete(1), complete(2));
+}
+
+TEST_F(PullTest, WrongBytesAreFetchedOnceMoreFromTheFirstByte) {
+  TestLayer a = TestLayer::gzipped(tar_of({{"a", "1"}}));
+  registry.push("1", {a});
+  registry.script(a.digest()).corrupt_times = 1;
+
+  auto pulled = pull("registry.test/img:1");
+  ASSERT_TRUE(pulled.ok()) << pulled.error().message();
+  EXPECT_EQ(registry.fetches(a.digest()), 2);
+  EXPECT_EQ(events.find(PullEvent::Kind::kLayerRefetching, a.digest()).size(), 1u);
+  EXPECT_TRUE(store.store().has_blob(a.digest()));
+}
+
+TEST_F(PullTest, WrongTwiceFailsNamingTheBlobAndRecordsNothing) {
+  TestLayer a = TestLayer::gzipped(tar_of({{"a", "1"}}));
+  registry.push("1", {a});
+  registry.script(a.digest()).corrupt_times = 2;
+
+  auto pulled = pull("registry.test/img:1");
+  ASSERT_FALSE(pulled.ok());
+  EXPECT_EQ(pulled.error().code(), ErrorCode::kCorrupt);
+  EXPECT_NE(pulled.error().message().find(a.digest().str()), std::string::npos) << pulled.error().message();
+  EXPECT_NE(pulled.error().message().find("wrong both times"), std::string::npos) << pulled.error().message();
+  EXPECT_EQ(registry.fetches(a.digest()), 2);
+  EXPECT_FALSE(store.store().has_blob(a.digest()));
+  auto found = store.store().find_image("registry.test/img:1");
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE(found->has_value());
+}
+
+TEST_F(PullTest, WrongBytesTheRootfsAlreadyUsedAreNotFetchedAgain) {
+  // Incompressible and uncompressed, so the applier reads (and reports) bytes
+  // long before the download ends.
+  TestLayer big = TestLayer::uncompressed(tar_of({{"big", random_bytes(2 << 20, 7)}}));
+  registry.push("1", {big});
+  auto& script = registry.script(big.digest());
+  script.corrupt_times = 1;
+  script.gate = std::make_shared<Gate>();
+  script.pause_after = big.blob.size() - 1024;
+  script.reached = std::make_shared<Gate>();
+  PullOptions options = with_rootfs();
+  options.on_event = [&](const PullEvent& e) {
+    events.recorder()(e);
+    if (e.kind == PullEvent::Kind::kLayerExtracting && e.current > 0) script.gate->open();
+  };
+
+  auto pulled = pull("registry.test/img:1", options);
+  ASSERT_FALSE(pulled.ok());
+  EXPECT_EQ(pulled.error().code(), ErrorCode::kCorrupt);
+  EXPECT_NE(pulled.error().message().find("not fetched again"), std::string::npos) << pulled.error().message();
+  EXPECT_EQ(registry.fetches(big.digest()), 1);
+}
+
+TEST_F(PullTest, ABlobListedTwiceIsFetchedOnceAndAppliedTwice) {
+  TestLayer a = TestLayer::gzipped(tar_of({{"f", "a"}}));
+  TestLayer b = TestLayer::gzipped(tar_of({{"f", "b"}}));
+  registry.push("1", {a, b, a});
+
+  auto pulled = pull("registry.test/img:1", with_rootfs());
+  ASSERT_TRUE(pulled.ok()) << pulled.error().message();
+  EXPECT_EQ(registry.fetches(a.digest()), 1);
+  EXPECT_EQ(pulled->bytes_downloaded, a.blob.size() + b.blob.size());
+  EXPECT_EQ(slurp(rootfs.path() / "f"), "a") << "the third layer (a again) was applied last";
+  EXPECT_EQ(events.find(PullEvent::Kind::kLayerWaiting, a.digest()).size(), 1u);
+}
+
+TEST_F(PullTest, AnInterruptStopsThePullAndKeepsWhatWasDownloaded) {
+  TestLayer big = TestLayer::uncompressed(tar_of({{"big", random_bytes(1 << 20, 3)}}));
+  registry.push("1", {big});
+  auto& script = registry.script(big.digest());
+  script.gate = std::make_shared<Gate>();  // never opened: the download pauses
+  script.pause_after = 512 * 1024;
+  script.reached = std::make_shared<Gate>();
+  std::atomic<bool> interrupted{false};
+  PullOptions options;
+  options.cancelled = [&] { return interrupted.load(); };
+  std::thread ctrl_c([&] {
+    struct Never : BlobSink {
+      uint64_t bytes_held() const override { return 0; }
+      Status restart() override { return {}; }
+      Status write(const char*, size_t) override { return {}; }
+    } never;
+    script.reached->wait(never);
+    interrupted = true;
+  });
+
+  auto pulled = pull("registry.test/img:1", options);
+  ctrl_c.join();
+  ASSERT_FALSE(pulled.ok());
+  EXPECT_EQ(pulled.error().code(), ErrorCode::kCancelled) << pulled.error().message();
+  // The partial file holds the bytes received, for the next pull to continue.
+  auto partial = store.root() / "ingest" / (big.digest().hex() + ".partial");
+  ASSERT_TRUE(std::filesystem::exists(partial));
+  EXPECT_EQ(std::filesystem::file_size(partial), 512u * 1024);
+
+  script.gate->open();
+  auto resumed = pull("registry.test/img:1");
+  ASSERT_TRUE(resumed.ok()) << resumed.error().message();
+  EXPECT_EQ(resumed->bytes_resumed, 512u * 1024);
+  EXPECT_EQ(resumed->bytes_downloaded, big.blob.size() - 512 * 1024);
+}
+
+TEST_F(PullTest, AnApplyErrorStopsADownloadThatStalls) {
+  TestLayer bad = TestLayer::gzipped(tar_of({{"a", "1"}}));
+  TestLayer stalled = TestLayer::uncompressed(tar_of({{"big", random_bytes(1 << 20, 5)}}));
+  registry.push("1", {bad, stalled},
+                ImageOptions().with_diff_ids({Digest::of("not the layer"), stalled.diff_id()}));
+  auto& script = registry.script(stalled.digest());
+  script.gate = std::make_shared<Gate>();  // never opened: stalls until the pull cancels it
+  script.pause_after = 4096;
+
+  auto pulled = pull("registry.test/img:1", with_rootfs());
+  ASSERT_FALSE(pulled.ok());
+  EXPECT_EQ(pulled.error().code(), ErrorCode::kCorrupt);
+  EXPECT_NE(pulled.error().message().find("expected diff_id"), std::string::npos) << pulled.error().message();
+  EXPECT_NE(pulled.error().message().find(bad.digest().str()), std::string::npos) << pulled.error().message();
+  EXPECT_TRUE(events.find(PullEvent::Kind::kLayerDownloaded, stalled.digest()).empty());
+}
+
+TEST_F(PullTest, AMissingManifestSaysSo) {
+  auto pulled = pull("registry.test/img:nope");
+  ASSERT_FALSE(pulled.ok());
+  EXPECT_EQ(pulled.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(pulled.error().message().rfind("pulling registry.test/img:nope: ", 0), 0u) << pulled.error().message();
+}
+
+}  // namespace
+}  // namespace imgpull
