@@ -20,6 +20,8 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -45,17 +47,27 @@ struct RetryPolicy {
   std::chrono::milliseconds max_delay{30'000};
 };
 
-// Where a resumable blob download puts its bytes.
+// Where a resumable blob download puts its bytes: the whole blob, or one
+// piece of it when several connections share the blob.
 class BlobSink {
  public:
   virtual ~BlobSink() = default;
-  // Bytes already held: a retry asks the registry for the rest (Range).
+  // The next byte wanted (bytes already held: a retry asks for the rest).
   virtual uint64_t bytes_held() const = 0;
-  // The registry ignored Range and is sending the whole blob again.
+  // For a piece: one past its last byte. Its requests then always carry a
+  // closed Range ("bytes=<held>-<end - 1>"), never an open-ended one, so a
+  // server never streams more than the piece. nullopt: the whole blob.
+  virtual std::optional<uint64_t> range_end() const { return std::nullopt; }
+  // The server ignored Range and is sending the whole blob from its first
+  // byte. A piece that cannot take it (another connection carries the blob)
+  // says so with satisfied().
   virtual Status restart() = 0;
   virtual Status write(const char* data, size_t size) = 0;
   // True when the pull is being abandoned: no more retries.
   virtual bool cancelled() const { return false; }
+  // True once the sink wants no more bytes (another connection took the
+  // rest of its piece): the transfer stops there, successfully.
+  virtual bool satisfied() const { return false; }
 };
 
 struct RegistryOptions {
@@ -161,6 +173,11 @@ class RegistryClient : public Registry {
   // A host with another to fall back on gets one retry, not the full policy.
   RetryPolicy policy_for(bool last) const;
 
+  // Where an earlier request for the blob was redirected (a CDN, an object
+  // store's signed URL): the next pieces of it go straight there.
+  std::optional<std::string> blob_location(const Digest& blob) const;
+  void set_blob_location(const Digest& blob, const std::string& url);
+
   http::Client& client_;
   Reference ref_;
   std::string scope_;  // "repository:<path>:pull"
@@ -168,6 +185,8 @@ class RegistryClient : public Registry {
   std::string hosts_source_;  // the hosts.toml, for messages
   std::mutex connect_mutex_;  // download threads may reach a host first at once
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
+  mutable std::mutex locations_mutex_;
+  std::map<Digest, std::string> blob_locations_;
 };
 
 }  // namespace imgpull

@@ -1,0 +1,192 @@
+#include "pull/range_plan.h"
+
+#include <algorithm>
+
+namespace imgpull {
+namespace {
+
+// Split points fall on these boundaries, so that ranges stay page-aligned
+// in the ingest file.
+constexpr uint64_t kSplitAlignment = 64 * 1024;
+
+}  // namespace
+
+size_t RangePlan::add_blob(uint64_t size, int priority, bool splittable, const IntervalSet& held) {
+  std::lock_guard lock(mutex_);
+  Blob blob;
+  blob.size = size;
+  blob.priority = priority;
+  blob.splittable = splittable;
+  for (const auto& i : held.intervals()) blob.held.add(std::min(i.start, size), std::min(i.end, size));
+  blob.assigned = blob.held;
+  blobs_.push_back(std::move(blob));
+  return blobs_.size() - 1;
+}
+
+std::optional<Piece> RangePlan::start_piece(size_t index, Interval bytes) {
+  Blob& blob = blobs_[index];
+  Piece piece{next_id_++, index, bytes.start, bytes.end, blob.splittable};
+  blob.assigned.add(bytes.start, bytes.end);
+  flights_.emplace(piece.id, Flight{piece, 0, 0});
+  return piece;
+}
+
+std::optional<Piece> RangePlan::next() {
+  std::lock_guard lock(mutex_);
+  // Bytes nobody fetches yet, from the most urgent blob, then the one with
+  // the most work left.
+  std::optional<size_t> best;
+  Interval best_gap;
+  auto better = [&](size_t i) {
+    if (!best) return true;
+    const Blob& a = blobs_[i];
+    const Blob& b = blobs_[*best];
+    if (a.priority != b.priority) return a.priority > b.priority;
+    return a.size - a.held.total() > b.size - b.held.total();
+  };
+  for (size_t i = 0; i < blobs_.size(); ++i) {
+    const Blob& blob = blobs_[i];
+    auto gaps = blob.assigned.gaps(0, blob.size);
+    if (gaps.empty()) continue;  // (a blob of 0 bytes needs no request at all)
+    Interval gap{0, 0};
+    if (!blob.splittable) {
+      // Whole, by one connection, from what a resumed file holds; only when
+      // no piece of it is in flight.
+      if (std::any_of(flights_.begin(), flights_.end(), [&](const auto& f) { return f.second.piece.blob == i; })) {
+        continue;
+      }
+      gap = {blob.held.contiguous_from(0), blob.size};
+    } else {
+      gap = *std::max_element(gaps.begin(), gaps.end(),
+                              [](const Interval& a, const Interval& b) { return a.size() < b.size(); });
+    }
+    if (better(i)) {
+      best = i;
+      best_gap = gap;
+    }
+  }
+  if (best) return start_piece(*best, best_gap);
+
+  // Else half of the largest range in flight.
+  Flight* victim = nullptr;
+  uint64_t most = 0;
+  for (auto& [id, f] : flights_) {
+    if (!f.piece.ranged || !blobs_[f.piece.blob].splittable) continue;
+    uint64_t left = f.piece.end - (f.piece.start + f.received);
+    if (left > most) {
+      most = left;
+      victim = &f;
+    }
+  }
+  if (victim == nullptr || most < 2 * options_.min_split_bytes) return std::nullopt;
+  uint64_t at = victim->piece.start + victim->received;
+  uint64_t mid = (at + most / 2) / kSplitAlignment * kSplitAlignment;
+  if (mid <= at) mid = at + most / 2;
+  Interval stolen{mid, victim->piece.end};
+  victim->piece.end = mid;
+  return start_piece(victim->piece.blob, stolen);
+}
+
+size_t RangePlan::accept(uint64_t piece, size_t n) {
+  std::lock_guard lock(mutex_);
+  auto it = flights_.find(piece);
+  if (it == flights_.end()) return 0;
+  Flight& f = it->second;
+  uint64_t at = f.piece.start + f.received;
+  size_t allowed = at >= f.piece.end ? 0 : static_cast<size_t>(std::min<uint64_t>(n, f.piece.end - at));
+  f.received += allowed;
+  return allowed;
+}
+
+bool RangePlan::written(uint64_t piece, uint64_t pos) {
+  std::lock_guard lock(mutex_);
+  auto it = flights_.find(piece);
+  if (it == flights_.end()) return false;
+  Flight& f = it->second;
+  Blob& blob = blobs_[f.piece.blob];
+  uint64_t from = f.piece.start + f.written;
+  if (pos > from) {
+    blob.held.add(from, pos);
+    f.written = pos - f.piece.start;
+  }
+  return blob.held.contiguous_from(0) >= blob.size;
+}
+
+void RangePlan::release(uint64_t piece) {
+  std::lock_guard lock(mutex_);
+  auto it = flights_.find(piece);
+  if (it == flights_.end()) return;
+  size_t blob = it->second.piece.blob;
+  flights_.erase(it);
+  recompute_assigned(blob);
+}
+
+void RangePlan::carry_whole(uint64_t piece) {
+  std::lock_guard lock(mutex_);
+  auto it = flights_.find(piece);
+  if (it == flights_.end()) return;
+  Flight& carrier = it->second;
+  Blob& blob = blobs_[carrier.piece.blob];
+  blob.splittable = false;
+  carrier.piece.start = 0;
+  carrier.piece.end = blob.size;
+  carrier.piece.ranged = false;
+  carrier.received = 0;
+  carrier.written = 0;
+  for (auto& [id, f] : flights_) {
+    if (id != piece && f.piece.blob == carrier.piece.blob) f.piece.end = f.piece.start + f.received;
+  }
+  recompute_assigned(carrier.piece.blob);
+}
+
+void RangePlan::reset_blob(size_t blob) {
+  std::lock_guard lock(mutex_);
+  blobs_[blob].held.clear();
+  recompute_assigned(blob);
+}
+
+void RangePlan::recompute_assigned(size_t index) {
+  Blob& blob = blobs_[index];
+  blob.assigned = blob.held;
+  for (const auto& [id, f] : flights_) {
+    if (f.piece.blob == index) blob.assigned.add(f.piece.start + f.written, f.piece.end);
+  }
+}
+
+uint64_t RangePlan::contiguous(size_t blob) const {
+  std::lock_guard lock(mutex_);
+  return blobs_[blob].held.contiguous_from(0);
+}
+
+IntervalSet RangePlan::held(size_t blob) const {
+  std::lock_guard lock(mutex_);
+  return blobs_[blob].held;
+}
+
+bool RangePlan::complete(size_t blob) const {
+  std::lock_guard lock(mutex_);
+  return blobs_[blob].held.contiguous_from(0) >= blobs_[blob].size;
+}
+
+size_t RangePlan::in_flight() const {
+  std::lock_guard lock(mutex_);
+  return flights_.size();
+}
+
+uint64_t RangePlan::unassigned_bytes() const {
+  std::lock_guard lock(mutex_);
+  uint64_t n = 0;
+  for (const auto& blob : blobs_) n += blob.size - blob.assigned.total();
+  return n;
+}
+
+uint64_t RangePlan::received(size_t index) const {
+  std::lock_guard lock(mutex_);
+  IntervalSet got = blobs_[index].held;
+  for (const auto& [id, f] : flights_) {
+    if (f.piece.blob == index) got.add(f.piece.start, f.piece.start + f.received);
+  }
+  return got.total();
+}
+
+}  // namespace imgpull
