@@ -12,7 +12,7 @@ pytest processes build a case once. Each case directory holds
                       non-directories included), when umoci unpacks it
     umoci.error       umoci's last stderr line, when it refuses the layer
     tar-x.manifest    for cases umoci refuses: GNU tar's extraction instead
-    info.json         {"case", "writer", "media_type", "layer_bytes"}
+    info.json         {"case", "writer", "media_type", "layer_digest"}
 
 The cases (CASES below; ``writer`` says which tool made the bytes):
   umoci-repack           umoci 0.4.7 repack (Go archive/tar writer, PAX)
@@ -55,8 +55,6 @@ DIFFERENCES (test_tar_corpus documents each, README "Tar fidelity").
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -67,10 +65,10 @@ import tempfile
 
 try:
     from .harness import HarnessError, _run
-    from .fixtures import UMOCI, TAR
+    from .fixtures import UMOCI, TAR, _blob, _image_info, _locked
 except ImportError:  # run as a script from tests/registry
     from harness import HarnessError, _run
-    from fixtures import UMOCI, TAR
+    from fixtures import UMOCI, TAR, _blob, _image_info, _locked
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tools import rootfs_manifest as rm  # noqa: E402
@@ -102,7 +100,7 @@ def _touch(path, data=b"", mode=0o644, mtime=EPOCH, owner=None):
     os.chmod(path, mode)
     if owner:
         os.lchown(path, *owner)
-    os.utime(path, ns=(mtime * 10**9 if isinstance(mtime, int) else int(mtime * 1e9),) * 2)
+    os.utime(path, ns=(round(mtime * 10**9),) * 2)
 
 
 def make_tree(root, sparse=True, devices=True):
@@ -115,7 +113,7 @@ def make_tree(root, sparse=True, devices=True):
     _touch(f"{root}/d/owned", b"owned\n", owner=(1000, 1001))
     _touch(f"{root}/d/big-ids", b"ids\n", owner=(3000000, 3000001))  # > 7 octal digits
     _touch(f"{root}/d/subsecond", b"t\n", mtime=EPOCH + 0.123456789)
-    _touch(f"{root}/d/before-epoch", b"old\n", mtime=-86400)
+    _touch(f"{root}/d/before-epoch", b"old\n", mtime=-86400.25)
     _touch(os.fsencode(root) + b"/d/caf\xe9", b"latin-1 name\n")
     os.chmod(f"{root}/d/empty-dir", 0o1777)
     os.makedirs(f"{root}/{LONG_DIR}")
@@ -403,13 +401,9 @@ def unavailable(name) -> str | None:
 
 # --- building and caching ----------------------------------------------------------------------
 
-def _blob_path(layout, digest):
-    return os.path.join(layout, "blobs", *digest.split(":", 1))
-
-
 def _put_blob(layout, data: bytes) -> tuple[str, int]:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    with open(_blob_path(layout, digest), "wb") as f:
+    with open(_blob(layout, digest), "wb") as f:
         f.write(data)
     return digest, len(data)
 
@@ -419,9 +413,9 @@ def _replace_layers(layout, layer: bytes, media_type: str, diff_id: str):
     with open(os.path.join(layout, "index.json")) as f:
         index = json.load(f)
     desc = index["manifests"][0]
-    with open(_blob_path(layout, desc["digest"])) as f:
+    with open(_blob(layout, desc["digest"])) as f:
         manifest = json.load(f)
-    with open(_blob_path(layout, manifest["config"]["digest"])) as f:
+    with open(_blob(layout, manifest["config"]["digest"])) as f:
         config = json.load(f)
     config["rootfs"] = {"type": "layers", "diff_ids": [diff_id]}
     config["history"] = [{"created_by": "imgpull tests: tar corpus"}]
@@ -480,28 +474,14 @@ def _build(name, final):
                   "-C", xdir])
             with open(os.path.join(out, "tar-x.manifest"), "w") as f:
                 f.write(rm.format_manifest(rm.manifest(xdir, **COMPARE)))
-        with open(os.path.join(layout, "index.json")) as f:
-            mdesc = json.load(f)["manifests"][0]
-        with open(_blob_path(layout, mdesc["digest"])) as f:
-            layer = json.load(f)["layers"][0]
-        info = {"case": name, "writer": writer(name), "media_type": layer["mediaType"],
-                "layer_bytes": layer["size"]}
+        image = _image_info(layout, "latest")
+        info = {"case": name, "writer": writer(name), "media_type": image["layer_media_types"][0],
+                "layer_digest": image["layer_digests"][0]}
         with open(os.path.join(out, "info.json"), "w") as f:
             json.dump(info, f, indent=2)
         os.rename(out, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _locked(root):
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, ".lock"), "w") as lk:
-        fcntl.flock(lk, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lk, fcntl.LOCK_UN)
 
 
 def get(name: str) -> str:
