@@ -28,6 +28,7 @@
 #include "imgpull/manifest.h"
 #include "imgpull/reference.h"
 #include "imgpull/store.h"
+#include "pull/download_scheduler.h"
 #include "remote/registry.h"
 #include "unpack/layer_applier.h"
 
@@ -35,7 +36,7 @@ namespace imgpull {
 
 struct PullOptions {
   Platform platform = Platform::host();
-  int max_concurrent_downloads = 3;  // as Docker's default
+  DownloadOptions downloads;  // connections, pieces
   // When >= 0, a directory (see open_rootfs_dir) in which the image's root
   // filesystem is made while the layers download: each layer is applied as
   // its bytes arrive, in order, and checked against the config's diffID.

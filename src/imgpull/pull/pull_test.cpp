@@ -137,7 +137,7 @@ TEST_F(PullTest, LayersAreAppliedInOrderWhateverOrderTheyArrive) {
     first_gate->open();
   });
   PullOptions options = with_rootfs();
-  options.max_concurrent_downloads = 3;
+  options.downloads.max_concurrent_blobs = 3;
   auto pulled = pull("registry.test/img:1", options);
   opener.join();
   ASSERT_TRUE(pulled.ok()) << pulled.error().message();

@@ -31,16 +31,20 @@ std::optional<Piece> RangePlan::start_piece(size_t index, Interval bytes) {
   return piece;
 }
 
-std::optional<Piece> RangePlan::next() {
-  std::lock_guard lock(mutex_);
+RangePlan::Choice RangePlan::choose() const {
+  Choice choice;
+  auto in_flight = [&](size_t i) {
+    return std::any_of(flights_.begin(), flights_.end(), [&](const auto& f) { return f.second.piece.blob == i; });
+  };
+  size_t blobs_in_flight = 0;
+  for (size_t i = 0; i < blobs_.size(); ++i) blobs_in_flight += in_flight(i) ? 1 : 0;
+  bool may_start_blob = options_.max_blobs_in_flight == 0 || blobs_in_flight < options_.max_blobs_in_flight;
   // Bytes nobody fetches yet, from the most urgent blob, then the one with
   // the most work left.
-  std::optional<size_t> best;
-  Interval best_gap;
   auto better = [&](size_t i) {
-    if (!best) return true;
+    if (!choice.blob) return true;
     const Blob& a = blobs_[i];
-    const Blob& b = blobs_[*best];
+    const Blob& b = blobs_[*choice.blob];
     if (a.priority != b.priority) return a.priority > b.priority;
     return a.size - a.held.total() > b.size - b.held.total();
   };
@@ -48,43 +52,63 @@ std::optional<Piece> RangePlan::next() {
     const Blob& blob = blobs_[i];
     auto gaps = blob.assigned.gaps(0, blob.size);
     if (gaps.empty()) continue;  // (a blob of 0 bytes needs no request at all)
+    bool started = in_flight(i);
+    if (!started && !may_start_blob) continue;
     Interval gap{0, 0};
     if (!blob.splittable) {
-      // Whole, by one connection, from what a resumed file holds; only when
-      // no piece of it is in flight.
-      if (std::any_of(flights_.begin(), flights_.end(), [&](const auto& f) { return f.second.piece.blob == i; })) {
-        continue;
-      }
+      // Whole, by one connection, from what a resumed file holds.
+      if (started) continue;
       gap = {blob.held.contiguous_from(0), blob.size};
     } else {
       gap = *std::max_element(gaps.begin(), gaps.end(),
                               [](const Interval& a, const Interval& b) { return a.size() < b.size(); });
     }
     if (better(i)) {
-      best = i;
-      best_gap = gap;
+      choice.blob = i;
+      choice.bytes = gap;
     }
   }
-  if (best) return start_piece(*best, best_gap);
+  if (choice.blob) return choice;
 
   // Else half of the largest range in flight.
-  Flight* victim = nullptr;
   uint64_t most = 0;
-  for (auto& [id, f] : flights_) {
+  for (const auto& [id, f] : flights_) {
     if (!f.piece.ranged || !blobs_[f.piece.blob].splittable) continue;
     uint64_t left = f.piece.end - (f.piece.start + f.received);
     if (left > most) {
       most = left;
-      victim = &f;
+      choice.split = id;
     }
   }
-  if (victim == nullptr || most < 2 * options_.min_split_bytes) return std::nullopt;
-  uint64_t at = victim->piece.start + victim->received;
-  uint64_t mid = (at + most / 2) / kSplitAlignment * kSplitAlignment;
-  if (mid <= at) mid = at + most / 2;
-  Interval stolen{mid, victim->piece.end};
-  victim->piece.end = mid;
-  return start_piece(victim->piece.blob, stolen);
+  if (most < 2 * options_.min_split_bytes) choice.split = 0;
+  return choice;
+}
+
+std::optional<Piece> RangePlan::next() {
+  std::lock_guard lock(mutex_);
+  Choice choice = choose();
+  if (choice.blob) return start_piece(*choice.blob, choice.bytes);
+  if (choice.split == 0) return std::nullopt;
+  Flight& victim = flights_.at(choice.split);
+  uint64_t at = victim.piece.start + victim.received;
+  uint64_t left = victim.piece.end - at;
+  uint64_t mid = (at + left / 2) / kSplitAlignment * kSplitAlignment;
+  if (mid <= at) mid = at + left / 2;
+  Interval stolen{mid, victim.piece.end};
+  victim.piece.end = mid;
+  return start_piece(victim.piece.blob, stolen);
+}
+
+bool RangePlan::has_work() const {
+  std::lock_guard lock(mutex_);
+  Choice choice = choose();
+  return choice.blob || choice.split != 0;
+}
+
+size_t RangePlan::pieces_in_flight(size_t blob) const {
+  std::lock_guard lock(mutex_);
+  return static_cast<size_t>(
+      std::count_if(flights_.begin(), flights_.end(), [&](const auto& f) { return f.second.piece.blob == blob; }));
 }
 
 size_t RangePlan::accept(uint64_t piece, size_t n) {
@@ -121,12 +145,29 @@ void RangePlan::release(uint64_t piece) {
   recompute_assigned(blob);
 }
 
-void RangePlan::carry_whole(uint64_t piece) {
+uint64_t RangePlan::position(uint64_t piece) const {
   std::lock_guard lock(mutex_);
   auto it = flights_.find(piece);
-  if (it == flights_.end()) return;
+  return it == flights_.end() ? 0 : it->second.piece.start + it->second.received;
+}
+
+uint64_t RangePlan::end_of(uint64_t piece) const {
+  std::lock_guard lock(mutex_);
+  auto it = flights_.find(piece);
+  return it == flights_.end() ? 0 : it->second.piece.end;
+}
+
+bool RangePlan::carry_whole(uint64_t piece) {
+  std::lock_guard lock(mutex_);
+  auto it = flights_.find(piece);
+  if (it == flights_.end()) return false;
   Flight& carrier = it->second;
   Blob& blob = blobs_[carrier.piece.blob];
+  if (blob.carrier != 0 && blob.carrier != piece && flights_.contains(blob.carrier)) {
+    carrier.piece.end = carrier.piece.start + carrier.received;  // stops: the other one has it all
+    return false;
+  }
+  blob.carrier = piece;
   blob.splittable = false;
   carrier.piece.start = 0;
   carrier.piece.end = blob.size;
@@ -137,6 +178,7 @@ void RangePlan::carry_whole(uint64_t piece) {
     if (id != piece && f.piece.blob == carrier.piece.blob) f.piece.end = f.piece.start + f.received;
   }
   recompute_assigned(carrier.piece.blob);
+  return true;
 }
 
 void RangePlan::reset_blob(size_t blob) {

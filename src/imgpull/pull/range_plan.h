@@ -45,6 +45,10 @@ class RangePlan {
     // A range with fewer bytes left than twice this is not split: its new
     // connection's round trip would cost more than it saves.
     uint64_t min_split_bytes = 4 << 20;
+    // At most this many blobs are fetched at once (0: no limit); free
+    // connections beyond them split the ranges in flight. Docker's
+    // --max-concurrent-downloads, which also orders the progress display.
+    size_t max_blobs_in_flight = 0;
   };
   explicit RangePlan(Options options) : options_(options) {}
 
@@ -68,13 +72,23 @@ class RangePlan {
   // not goes back to be fetched by the next free connection.
   void release(uint64_t piece);
 
+  // Where the piece's connection is (its next byte), and where it must stop.
+  uint64_t position(uint64_t piece) const;
+  uint64_t end_of(uint64_t piece) const;
+
   // The server ignored Range and sends the whole blob on this piece's
   // connection: the piece becomes [0, size), the blob's other pieces stop
-  // where they are, and the blob is never split again.
-  void carry_whole(uint64_t piece);
+  // where they are, and the blob is never split again. False when another
+  // piece already carries the blob (this one then stops).
+  bool carry_whole(uint64_t piece);
   // The blob's bytes were wrong: forget what is held, fetch it again from
   // its first byte (its pieces must all be released).
   void reset_blob(size_t blob);
+
+  // Whether next() would hand out a piece now.
+  bool has_work() const;
+  // Pieces of the blob in flight.
+  size_t pieces_in_flight(size_t blob) const;
 
   // Where the blob's held bytes run without a gap from its first byte.
   uint64_t contiguous(size_t blob) const;
@@ -93,6 +107,7 @@ class RangePlan {
     bool splittable = false;
     IntervalSet held;
     IntervalSet assigned;  // held, or in some piece's [start, end)
+    uint64_t carrier = 0;  // the piece carrying the whole blob (a server ignoring Range)
   };
   struct Flight {
     Piece piece;
@@ -100,6 +115,14 @@ class RangePlan {
     uint64_t written = 0;   // of those, in the file
   };
 
+  // next() without its effects: the blob and bytes to start, or the piece to
+  // split, or neither.
+  struct Choice {
+    std::optional<size_t> blob;
+    Interval bytes;
+    uint64_t split = 0;  // the piece to split, when no blob
+  };
+  Choice choose() const;
   std::optional<Piece> start_piece(size_t blob, Interval bytes);
   void recompute_assigned(size_t blob);
 

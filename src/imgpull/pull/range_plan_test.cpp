@@ -102,7 +102,8 @@ TEST(RangePlan, ACarrierOfTheWholeBlobStopsTheOthers) {
   auto a = *plan.next();
   auto b = *plan.next();  // [32, 64)
   receive(plan, a, MiB);
-  plan.carry_whole(b.id);  // b's answer was 200: the whole blob
+  EXPECT_TRUE(plan.carry_whole(b.id));  // b's answer was 200: the whole blob
+  EXPECT_FALSE(plan.carry_whole(a.id)) << "one carrier only";
   EXPECT_EQ(plan.accept(a.id, 1), 0u) << "a stops";
   plan.written(a.id, MiB);
   plan.release(a.id);
@@ -124,6 +125,25 @@ TEST(RangePlan, AResetBlobIsFetchedAgainFromItsFirstByte) {
   auto again = *plan.next();
   EXPECT_EQ(again.start, 0u);
   EXPECT_EQ(again.end, 10 * MiB);
+}
+
+TEST(RangePlan, AtMostSoManyBlobsAtOnceTheRestSplits) {
+  RangePlan plan({.min_split_bytes = MiB, .max_blobs_in_flight = 1});
+  size_t big = plan.add_blob(64 * MiB, 0, true);
+  size_t other = plan.add_blob(32 * MiB, 0, true);
+  auto a = *plan.next();
+  EXPECT_EQ(a.blob, big);
+  auto b = *plan.next();
+  EXPECT_EQ(b.blob, big) << "the second blob waits; the first is split";
+  EXPECT_TRUE(plan.has_work());
+  receive(plan, a, 32 * MiB);
+  plan.written(a.id, 32 * MiB);
+  receive(plan, b, 32 * MiB);
+  plan.written(b.id, 64 * MiB);
+  plan.release(a.id);
+  plan.release(b.id);
+  EXPECT_TRUE(plan.complete(big));
+  EXPECT_EQ(plan.next()->blob, other);
 }
 
 TEST(RangePlan, ABlobOfNoBytesNeedsNoRequest) {
