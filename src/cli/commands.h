@@ -12,7 +12,9 @@
 //     run_when_parsed(*tag, run, [&g, flags] { return run_tag(g, *flags); });
 //   }
 //
-// A new flag for a command is one line in that command's file.
+// A new flag for a command is a field of its flags struct and one add_option
+// line, both in that command's file (an option whose value is a path is also
+// named in docs.cpp's value_completion, for bash to complete paths after it).
 #pragma once
 
 #include <CLI/CLI.hpp>
