@@ -30,7 +30,8 @@ struct PullFlags {
   bool sync = false;
   uint64_t max_layer_bytes = uint64_t{64} << 30;  // the library's default, shown in --help
   std::string platform;
-  int max_concurrent_downloads = 3;
+  int max_concurrent_downloads = 0;  // not given: as many as there are connections
+  int max_connections = 16;
   bool quiet = false;
   bool json = false;
 };
@@ -56,6 +57,7 @@ int run_pull(const GlobalOptions& g, const PullFlags& flags) {
   if (!ref) return failed(ref.error());
   PullRequest request;
   request.max_concurrent_downloads = flags.max_concurrent_downloads;
+  request.max_connections = flags.max_connections;
   if (!flags.platform.empty()) {
     auto platform = Platform::parse(flags.platform);
     if (!platform) return failed(platform.error());
@@ -123,7 +125,13 @@ void add_pull_command(CLI::App& app, const GlobalOptions& g, Runner& run) {
   pull->add_option("reference", flags->reference, "NAME[:TAG|@DIGEST]")->required();
   pull->add_option("--platform", flags->platform, "os/arch[/variant] to pull from a multi-platform image");
   pull->add_option("--max-concurrent-downloads", flags->max_concurrent_downloads,
-                   "Layers downloaded at once")->default_val(3)->check(CLI::Range(1, 64));
+                   "Layers downloaded at once (default: as many as there are connections)")
+      ->check(CLI::Range(1, 64));
+  pull->add_option("--max-connections", flags->max_connections,
+                   "Most connections to the registry at once; big layers are fetched in pieces over several, "
+                   "and more are opened while the download gets faster")
+      ->default_val(flags->max_connections)
+      ->check(CLI::Range(1, 64));
   auto* quiet = pull->add_flag("-q,--quiet", flags->quiet, "Print only the image reference");
   pull->add_flag("--json", flags->json,
                  "Print progress as JSON, one object per line (see README), ending with a summary")

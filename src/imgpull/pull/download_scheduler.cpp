@@ -47,9 +47,10 @@ DownloadScheduler::~DownloadScheduler() = default;
 Status DownloadScheduler::run(const std::vector<Descriptor>& descriptors, const DownloadOptions& options) {
   plan_ = std::make_unique<RangePlan>(RangePlan::Options{
       options.min_piece_bytes, static_cast<size_t>(std::max(0, options.max_concurrent_blobs))});
-  // Ingest files are opened (and locked) biggest first, the order the plan
-  // starts them in, and the same in every process: two pulls sharing blobs
-  // wait for each other's locks in one order, so never in a circle.
+  // Ingest files are opened (and locked) when a connection first takes their
+  // blob, biggest first, the order the plan starts them in and the same in
+  // every process: two pulls sharing blobs wait for each other's locks in one
+  // order, so never in a circle. Only blobs in flight hold descriptors.
   std::vector<Descriptor> order = descriptors;
   std::stable_sort(order.begin(), order.end(), [](const Descriptor& a, const Descriptor& b) {
     return a.size != b.size ? a.size > b.size : a.digest.str() < b.digest.str();
@@ -60,14 +61,8 @@ Status DownloadScheduler::run(const std::vector<Descriptor>& descriptors, const 
     // Pieces need a size to split and a registry that serves ranges.
     blob->ranged = d.size >= 0 && static_cast<uint64_t>(d.size) >= 2 * options.min_piece_bytes &&
                    !is_foreign_layer(d.media_type);
-    Status opened = open(*blob);
-    if (!opened.ok()) return std::move(opened).error().wrap("layer " + d.digest.str());
+    blob->index = plan_->add_unopened_blob(static_cast<uint64_t>(std::max<int64_t>(d.size, 0)), 0, blob->ranged);
     blobs_.push_back(std::move(blob));
-  }
-  for (auto& blob : blobs_) {
-    if (blob->done || !plan_->complete(blob->index)) continue;
-    Status st = finish(*blob);  // all its bytes were in already: no request
-    if (!st.ok()) return std::move(st).error().wrap("layer " + blob->descriptor.digest.str());
   }
 
   budget_.emplace(options.initial_connections, options.max_connections);
@@ -102,20 +97,20 @@ Status DownloadScheduler::run(const std::vector<Descriptor>& descriptors, const 
 Status DownloadScheduler::open(Blob& blob) {
   const Descriptor& d = blob.descriptor;
   IMGPULL_ASSIGN_OR_RETURN(blob.writer, store_.begin_ingest(d.digest, d.size));
-  IntervalSet held;
   uint64_t size = static_cast<uint64_t>(std::max<int64_t>(d.size, 0));
+  IntervalSet held;
   if (!blob.writer) {
     // Another process committed it while we waited for its lock.
-    blob.done = true;
-    ++done_;
     held.add(0, size);
-    blob.index = plan_->add_blob(size, 0, false, held);
+    plan_->opened(blob.index, held);
     if (blob.follower != nullptr) {
       blob.follower->grew(size);
       blob.follower->finished(store_.blob_path(d.digest));
     } else {
       events_.layer(PullEvent::Kind::kLayerComplete, d, size);
     }
+    blob.done = true;
+    ++done_;
     return {};
   }
   if (blob.writer->resumed_bytes() > 0) {
@@ -124,7 +119,6 @@ Status DownloadScheduler::open(Blob& blob) {
   }
   held.add(0, blob.writer->bytes_written());
   for (const auto& [start, end] : blob.writer->recorded_ranges()) held.add(start, end);
-  blob.index = plan_->add_blob(size, 0, blob.ranged, held);
   if (blob.ranged) {
     blob.pieces = std::make_unique<RangedBlob>(blob.descriptor, *blob.writer, *plan_, blob.index, blob.follower,
                                                events_);
@@ -132,8 +126,9 @@ Status DownloadScheduler::open(Blob& blob) {
   if (blob.follower != nullptr) {
     IMGPULL_ASSIGN_OR_RETURN(int fd, blob.writer->open_reader());
     blob.follower->opened(fd);
-    blob.follower->grew(plan_->contiguous(blob.index));  // what a resumed file already holds
+    blob.follower->grew(held.contiguous_from(0));  // what a resumed file already holds
   }
+  plan_->opened(blob.index, held);
   return {};
 }
 
@@ -152,7 +147,15 @@ void DownloadScheduler::work() {
       continue;
     }
     Blob& blob = *blobs_[piece->blob];
-    Status st = blob.ranged ? fetch_piece(blob, *piece) : fetch_whole(blob, *piece);
+    Status st;
+    if (!plan_->is_open(blob.index)) {
+      // The piece is the blob's first: open its file, then fetch what it lacks.
+      st = open(blob);
+      plan_->release(piece->id);
+      if (st.ok() && !blob.done && plan_->complete(blob.index)) st = finish(blob);  // nothing to fetch
+    } else {
+      st = blob.ranged ? fetch_piece(blob, *piece) : fetch_whole(blob, *piece);
+    }
     wake_.notify_all();
     if (!st.ok()) {
       fail(std::move(st).error().wrap("layer " + blob.descriptor.digest.str()));

@@ -23,9 +23,34 @@ size_t RangePlan::add_blob(uint64_t size, int priority, bool splittable, const I
   return blobs_.size() - 1;
 }
 
+size_t RangePlan::add_unopened_blob(uint64_t size, int priority, bool splittable) {
+  std::lock_guard lock(mutex_);
+  Blob blob;
+  blob.size = size;
+  blob.priority = priority;
+  blob.splittable = splittable;
+  blob.open = false;
+  blobs_.push_back(std::move(blob));
+  return blobs_.size() - 1;
+}
+
+void RangePlan::opened(size_t index, const IntervalSet& held) {
+  std::lock_guard lock(mutex_);
+  Blob& blob = blobs_[index];
+  blob.held.clear();
+  for (const auto& i : held.intervals()) blob.held.add(std::min(i.start, blob.size), std::min(i.end, blob.size));
+  blob.open = true;
+  recompute_assigned(index);
+}
+
+bool RangePlan::is_open(size_t blob) const {
+  std::lock_guard lock(mutex_);
+  return blobs_[blob].open;
+}
+
 std::optional<Piece> RangePlan::start_piece(size_t index, Interval bytes) {
   Blob& blob = blobs_[index];
-  Piece piece{next_id_++, index, bytes.start, bytes.end, blob.splittable};
+  Piece piece{next_id_++, index, bytes.start, bytes.end, blob.splittable && blob.open};
   blob.assigned.add(bytes.start, bytes.end);
   flights_.emplace(piece.id, Flight{piece, 0, 0});
   return piece;
@@ -50,10 +75,19 @@ RangePlan::Choice RangePlan::choose() const {
   };
   for (size_t i = 0; i < blobs_.size(); ++i) {
     const Blob& blob = blobs_[i];
-    auto gaps = blob.assigned.gaps(0, blob.size);
-    if (gaps.empty()) continue;  // (a blob of 0 bytes needs no request at all)
     bool started = in_flight(i);
     if (!started && !may_start_blob) continue;
+    if (!blob.open) {
+      // Taken by one connection, to open its file (even for 0 bytes).
+      if (started) continue;
+      if (better(i)) {
+        choice.blob = i;
+        choice.bytes = {0, blob.size};
+      }
+      continue;
+    }
+    auto gaps = blob.assigned.gaps(0, blob.size);
+    if (gaps.empty()) continue;  // (a blob of 0 bytes needs no request at all)
     Interval gap{0, 0};
     if (!blob.splittable) {
       // Whole, by one connection, from what a resumed file holds.
@@ -73,7 +107,7 @@ RangePlan::Choice RangePlan::choose() const {
   // Else half of the largest range in flight.
   uint64_t most = 0;
   for (const auto& [id, f] : flights_) {
-    if (!f.piece.ranged || !blobs_[f.piece.blob].splittable) continue;
+    if (!f.piece.ranged || !blobs_[f.piece.blob].splittable || !blobs_[f.piece.blob].open) continue;
     uint64_t left = f.piece.end - (f.piece.start + f.received);
     if (left > most) {
       most = left;

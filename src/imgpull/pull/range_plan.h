@@ -56,6 +56,14 @@ class RangePlan {
   // resumed download). Higher `priority` goes first; a blob not
   // `splittable` is fetched whole by one connection.
   size_t add_blob(uint64_t size, int priority, bool splittable, const IntervalSet& held = {});
+  // A blob whose ingest file is not open yet: its first piece is the whole
+  // blob, never split, for the connection that takes it to open the file
+  // (which may find bytes an interrupted pull left) and then call opened().
+  size_t add_unopened_blob(uint64_t size, int priority, bool splittable);
+  // The blob's ingest file is open and holds `held`; the piece that opened it
+  // must be released after this, unused.
+  void opened(size_t blob, const IntervalSet& held);
+  bool is_open(size_t blob) const;
 
   // The next piece for a free connection; nullopt when nothing is left to
   // start: every byte is held or in flight, and no range is worth splitting.
@@ -108,6 +116,7 @@ class RangePlan {
     IntervalSet held;
     IntervalSet assigned;  // held, or in some piece's [start, end)
     uint64_t carrier = 0;  // the piece carrying the whole blob (a server ignoring Range)
+    bool open = true;      // false until its ingest file is open (add_unopened_blob)
   };
   struct Flight {
     Piece piece;

@@ -26,7 +26,7 @@ namespace imgpull {
 
 // What is held is recorded after every this many new bytes of a blob: what a
 // SIGKILL makes the next pull fetch again, per blob, at most.
-inline constexpr uint64_t kRecordEveryBytes = 8 << 20;
+inline constexpr uint64_t kRecordEveryBytes = 1 << 20;
 
 class RangedBlob {
  public:
