@@ -119,11 +119,12 @@ class Pacer:
         self._lock = threading.Lock()
 
     def reserve(self, n: int) -> float:
-        """When `n` bytes may start to leave (now or later)."""
+        """When `n` bytes asked for now have passed (the caller sends them then):
+        the end of their slot, so that N bytes take N / rate, not less."""
         with self._lock:
             start = max(self._next, self.clock() - BURST_SECONDS)
             self._next = start + n / self.rate
-            return start
+            return self._next
 
 
 class _PacedWriter:
@@ -179,6 +180,12 @@ class _LinkHandler(_Handler):
     def _start_response(self, status, reason, headers):
         self._wait_until(time.monotonic() + self.proxy.link.rtt / 2)
         super()._start_response(status, reason, headers)
+
+    def send_error(self, code, message=None, explain=None):
+        # What http.server could not parse (a TLS ClientHello from a client probing
+        # for https) is answered over the link too: there and back.
+        self._wait_until(max(time.monotonic(), self.usable_at) + self.proxy.link.rtt)
+        super().send_error(code, message, explain)
 
 
 class LinkProxy(FaultProxy):

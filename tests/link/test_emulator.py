@@ -8,6 +8,7 @@ import hashlib
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,10 +63,10 @@ def test_link_spec_parses_the_benchmark_link_and_refuses_nonsense():
 def test_pacer_hands_out_slots_at_its_rate_and_banks_no_idle_time():
     now = [100.0]
     pacer = Pacer(1000.0, clock=lambda: now[0])
-    starts = [pacer.reserve(500) for _ in range(3)]
-    assert starts == [100.0 - BURST_SECONDS, 100.5 - BURST_SECONDS, 101.0 - BURST_SECONDS]
+    ends = [pacer.reserve(500) for _ in range(3)]
+    assert ends == [100.5 - BURST_SECONDS, 101.0 - BURST_SECONDS, 101.5 - BURST_SECONDS]
     now[0] = 200.0  # idle for long: only the burst allowance is made up
-    assert pacer.reserve(1) == 200.0 - BURST_SECONDS
+    assert pacer.reserve(1000) == 201.0 - BURST_SECONDS
 
 
 # --- what the emulator records and logs --------------------------------------------------------
@@ -180,3 +181,15 @@ def test_the_link_rate_is_shared_by_all_connections(reg, link_factory):
         took = elapsed(lambda: list(ex.map(lambda _: get(link.port, reg.blob_path), range(4))))
     assert took >= 4 * SIZE / 4e6 - BURST_SECONDS
     assert link.peak_connections() >= 1 and len(link.requests()) == 4
+
+
+def test_what_is_not_http_is_refused_over_the_link_too(reg, link_factory):
+    """A client probing for https sends a TLS ClientHello: it gets http.server's 400
+    after the handshake and a round trip, as from a plain-http registry far away."""
+    link = link_factory(reg, "200ms")
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", link.port), timeout=30) as s:
+        s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 binary\n\r\n")
+        answer = b"".join(iter(lambda: s.recv(4096), b""))
+    assert b"Error code: 400" in answer, answer
+    assert time.monotonic() - t0 >= 0.4
