@@ -20,9 +20,12 @@ The model (what a client sees, not how TCP gets there):
               after the upstream answered, so an exchange costs one RTT and a
               new connection one more.
   rates       every byte sent to the client passes the connection's pacer
-              (the per-connection cap, as CDNs shape each flow) and then the
-              link's pacer (one for all connections; who asked first goes
-              first). Requests from the client (uploads) are not paced.
+              (the per-connection cap, as CDNs shape each flow; it starts
+              afresh with every response) and then the link's pacer (one for
+              all connections; who asked first goes first). A sender that
+              comes late (a busy machine) may catch up on up to
+              CATCH_UP_SECONDS of its schedule. Requests from the client
+              (uploads) are not paced.
 Not modelled: TCP slow start, loss, queueing delay; a paused reader is not
 delayed further once a response has started.
 
@@ -55,11 +58,13 @@ __all__ = ["LinkProxy", "LinkSpec", "Pacer", "read_log"]
 
 # Bytes sent between two pacing decisions: 3 ms at 20 MB/s, so a client sees a
 # steady stream, and few enough decisions per second at 160 MB/s for Python.
-QUANTUM = 64 * 1024
-# Capacity a pacer lets a late sender make up (a thread that woke late), like
-# a queue in front of a real bottleneck; without it scheduling jitter would
-# lower every rate below its cap.
-BURST_SECONDS = 0.005
+QUANTUM = 256 * 1024
+# How much time a pacer lets its senders make up when they come late: a thread
+# that woke late, an upstream that was not scheduled. On a busy machine (the
+# benchmark shares two cores with the tools) waits of 20-100 ms happen; without
+# this every rate would come out below its cap. A connection's pacer starts
+# afresh with every response, so this is never credit for idle time there.
+CATCH_UP_SECONDS = 0.1
 
 _UNITS = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
 
@@ -122,9 +127,14 @@ class Pacer:
         """When `n` bytes asked for now have passed (the caller sends them then):
         the end of their slot, so that N bytes take N / rate, not less."""
         with self._lock:
-            start = max(self._next, self.clock() - BURST_SECONDS)
+            start = max(self._next, self.clock() - CATCH_UP_SECONDS)
             self._next = start + n / self.rate
             return self._next
+
+    def restart(self):
+        """Nothing to make up: what comes next is paced from now."""
+        with self._lock:
+            self._next = self.clock()
 
 
 class _PacedWriter:
@@ -162,8 +172,8 @@ class _LinkHandler(_Handler):
         link = self.proxy.link
         # The kernel finished the handshake at once; over the path it takes a round trip.
         self.usable_at = time.monotonic() + link.rtt
-        pacers = [p for p in (Pacer(link.conn_rate) if link.conn_rate else None,
-                              self.proxy.link_pacer) if p is not None]
+        self.conn_pacer = Pacer(link.conn_rate) if link.conn_rate else None
+        pacers = [p for p in (self.conn_pacer, self.proxy.link_pacer) if p is not None]
         if pacers:
             self.wfile = _PacedWriter(self.wfile, pacers, self.proxy._sleep)
 
@@ -179,6 +189,8 @@ class _LinkHandler(_Handler):
 
     def _start_response(self, status, reason, headers):
         self._wait_until(time.monotonic() + self.proxy.link.rtt / 2)
+        if self.conn_pacer is not None:
+            self.conn_pacer.restart()
         super()._start_response(status, reason, headers)
 
     def send_error(self, code, message=None, explain=None):

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from faults.proxy import Fault
-from link.emulator import BURST_SECONDS, LinkSpec, Pacer, read_log
+from link.emulator import CATCH_UP_SECONDS, LinkSpec, Pacer, read_log
 from registry import fixtures
 from registry.harness import Registry
 
@@ -60,13 +60,15 @@ def test_link_spec_parses_the_benchmark_link_and_refuses_nonsense():
             LinkSpec.parse(bad)
 
 
-def test_pacer_hands_out_slots_at_its_rate_and_banks_no_idle_time():
+def test_pacer_hands_out_slots_at_its_rate_and_banks_little_idle_time():
     now = [100.0]
     pacer = Pacer(1000.0, clock=lambda: now[0])
     ends = [pacer.reserve(500) for _ in range(3)]
-    assert ends == [100.5 - BURST_SECONDS, 101.0 - BURST_SECONDS, 101.5 - BURST_SECONDS]
-    now[0] = 200.0  # idle for long: only the burst allowance is made up
-    assert pacer.reserve(1000) == 201.0 - BURST_SECONDS
+    assert ends == [100.5 - CATCH_UP_SECONDS, 101.0 - CATCH_UP_SECONDS, 101.5 - CATCH_UP_SECONDS]
+    now[0] = 200.0  # idle for long: only the catch-up allowance is made up ...
+    assert pacer.reserve(1000) == 201.0 - CATCH_UP_SECONDS
+    pacer.restart()  # ... and after a restart nothing
+    assert pacer.reserve(1000) == 201.0
 
 
 # --- what the emulator records and logs --------------------------------------------------------
@@ -172,14 +174,14 @@ def test_round_trips_and_rates_are_never_beaten(reg, link_factory):
     assert elapsed(lambda: get(link.port, "/v2/", conn=c)) >= 0.4  # handshake + exchange
     assert elapsed(lambda: get(link.port, "/v2/", conn=c)) >= 0.2  # one exchange
     took = elapsed(lambda: get(link.port, reg.blob_path, conn=c))
-    assert took >= 0.2 + SIZE / 2e6 - BURST_SECONDS
+    assert took >= 0.2 + SIZE / 2e6  # a response is paced from its start, no credit
 
 
 def test_the_link_rate_is_shared_by_all_connections(reg, link_factory):
     link = link_factory(reg, "0ms,inf,4MB/s")
     with concurrent.futures.ThreadPoolExecutor(4) as ex:
         took = elapsed(lambda: list(ex.map(lambda _: get(link.port, reg.blob_path), range(4))))
-    assert took >= 4 * SIZE / 4e6 - BURST_SECONDS
+    assert took >= 4 * SIZE / 4e6 - CATCH_UP_SECONDS
     assert link.peak_connections() >= 1 and len(link.requests()) == 4
 
 
