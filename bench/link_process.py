@@ -17,10 +17,6 @@ from link.emulator import read_log  # noqa: E402
 from procs import proc_cpu  # noqa: E402
 
 EMULATOR = os.path.join(REPO, "tests", "link", "emulator.py")
-# The emulator stands in for a network, which does not queue for the CPU behind the
-# tools it serves (or behind anyone's compiler): its pacing threads must wake on time,
-# or every rate comes out below its cap on a busy machine.
-NICE = -10
 
 
 # A blob at least this large is fetched as RANGES parts by the floor of the link:
@@ -62,8 +58,7 @@ class Emulator:
         self.proc = subprocess.Popen(
             [sys.executable, EMULATOR, "--upstream", self.upstream_host, "--link", self.link,
              "--log", self.log_path], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            text=True, start_new_session=True,
-            preexec_fn=(lambda: os.nice(NICE)) if os.geteuid() == 0 else None)
+            text=True, start_new_session=True)
         line = self.proc.stdout.readline()  # "listening on 127.0.0.1:PORT, link ..."
         if not line.startswith("listening on 127.0.0.1:"):
             self.stop()
