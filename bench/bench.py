@@ -64,7 +64,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 
 from link.emulator import LinkSpec  # noqa: E402
 from link_process import RANGES, Emulator, ranged_curl  # noqa: E402
-from procs import tree, tree_cpu, tree_hwm_kib  # noqa: E402
+from procs import start_time, tree, tree_cpu, tree_hwm_kib  # noqa: E402
 
 CACHE = os.environ.get("IMGPULL_BENCH_CACHE", "/tmp/imgpull-bench")
 # Where the tools write (a tmpfs is mounted there by default; see --fs).
@@ -363,7 +363,8 @@ class DaemonTool(Tool):
     def teardown(self, ctx):
         if self.daemon is None:
             return
-        family = tree(self.daemon.pid)  # its children (dockerd's containerd) go too
+        # Its children (dockerd's containerd) go too, each only if still the process it was.
+        family = [(pid, start_time(pid)) for pid in tree(self.daemon.pid)[1:]]
         if self.daemon.poll() is None:
             os.kill(self.daemon.pid, signal.SIGTERM)
             try:
@@ -371,11 +372,12 @@ class DaemonTool(Tool):
             except subprocess.TimeoutExpired:
                 os.kill(self.daemon.pid, signal.SIGKILL)
                 self.daemon.wait()
-        for pid in family[1:]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        for pid, started in family:
+            if started is not None and start_time(pid) == started:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass  # ended just now
         self.daemon = None
         self.logf.close()
 

@@ -22,6 +22,16 @@ def proc_hwm_kib(pid) -> int:
     return 0
 
 
+def start_time(pid) -> int | None:
+    """When pid started (clock ticks since boot), None if it is gone: with the pid,
+    names one process even after the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def tree(pid) -> list[int]:
     """pid and all its living descendants."""
     children = {}
