@@ -662,8 +662,9 @@ def print_table(results, out, link=None):
                 ("imgpull pull / floor", ImgpullStore.name, FloorRangedCurl.name),
                 ("imgpull pull --rootfs / floor", ImgpullRootfs.name, FloorRangedCurl.name),
                 ("skopeo copy / imgpull pull", Skopeo.name, ImgpullStore.name))]
-            lines.append("\nratios: " + "; ".join(f"{name} = {x / y:.2f}" for name, x, y in ratios
-                                                   if x and y))
+            known = [f"{name} = {x / y:.2f}" for name, x, y in ratios if x and y]
+            if known:
+                lines.append("\nratios: " + "; ".join(known))
     text = "\n".join(lines)
     print(text)
     with open(out, "w") as f:
