@@ -50,7 +50,7 @@ def transfer(emu, url, size, parts) -> tuple[float, float, float]:
     for a in range(0, size, step):
         args += ["-sSf", "-r", f"{a}-{min(a + step, size) - 1}", "-o", "/dev/null", url, "--next"]
     mark, cpu0, t0 = emu.mark(), emu.cpu_seconds(), time.monotonic()
-    subprocess.run(["curl", "--silent", "--parallel", "--parallel-immediate", *args[:-1]], check=True)
+    subprocess.run(["curl", "--no-progress-meter", "--parallel", "--parallel-immediate", *args[:-1]], check=True)
     wall = time.monotonic() - t0
     time.sleep(0.2)  # the emulator logs a request just after its last byte went out
     requests, _, _ = read_log(emu.log_path, mark)

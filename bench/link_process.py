@@ -30,7 +30,7 @@ def ranged_curl(blobs) -> list[str]:
     RANGED_MIN bytes or more as RANGES closed byte ranges (output path + ".N"), each
     transfer on a connection of its own: the floor of what a link allows. One process,
     so that the transfers start together, not one process start-up after another."""
-    args = ["curl", "--silent", "--parallel", "--parallel-immediate", "--parallel-max", "256"]
+    args = ["curl", "--no-progress-meter", "--parallel", "--parallel-immediate", "--parallel-max", "256"]
     for url, size, out in blobs:
         n = RANGES if size >= RANGED_MIN else 1
         step = -(-size // n)
