@@ -58,9 +58,10 @@ Status DownloadScheduler::run(const std::vector<Descriptor>& descriptors, const 
   for (const auto& d : order) {
     auto blob = std::make_unique<Blob>(d);
     if (auto it = followed_.find(d.digest); it != followed_.end()) blob->follower = it->second.get();
-    // Pieces need a size to split and a registry that serves ranges.
+    // Pieces need a size to split, more than one connection, and a
+    // registry (not a foreign URL, which may not serve ranges).
     blob->ranged = d.size >= 0 && static_cast<uint64_t>(d.size) >= 2 * options.min_piece_bytes &&
-                   !is_foreign_layer(d.media_type);
+                   options.max_connections > 1 && !is_foreign_layer(d.media_type);
     blob->index = plan_->add_unopened_blob(static_cast<uint64_t>(std::max<int64_t>(d.size, 0)), 0, blob->ranged);
     blobs_.push_back(std::move(blob));
   }
