@@ -420,8 +420,10 @@ Result<FetchedManifest> RegistryClient::get_manifest(const std::string& selector
         IMGPULL_ASSIGN_OR_RETURN(http::Response response,
                                  fetch_with_retries(e, request, what, policy_for(last)));
         if (response.status != 200) return response_error(response, what);
-        Digest actual = Digest::of(response.body);
-        if (auto wanted = Digest::parse(selector); wanted.ok() && *wanted != actual) {
+        // Hashed as the digest asked for says (a HEAD may have named a sha512 one).
+        auto wanted = Digest::parse(selector);
+        Digest actual = Digest::of(response.body, wanted.ok() ? wanted->algorithm() : DigestAlgorithm::kSha256);
+        if (wanted.ok() && *wanted != actual) {
           return Error(ErrorCode::kCorrupt,
                        fmt::format("manifest {} from {}: the registry sent bytes that hash to {}", selector,
                                    request.url, actual.str()));
