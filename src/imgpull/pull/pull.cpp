@@ -137,9 +137,11 @@ Status check_foreign_layer(const Descriptor& layer, bool allowed) {
                            layer.digest.str(), layer.media_type, urls.empty() ? "no URL" : urls));
 }
 
-// Puts the manifests into the store and returns the OCI manifest to name.
+// Puts the manifests into the store (every index level too, so that the
+// repo digest leads to the image in the store: the next pull of the tag,
+// prune and save walk down from it) and returns the OCI manifest to name.
 Result<Descriptor> store_manifests(Store& store, const ResolvedImage& image, const ImageConfig& config) {
-  if (image.index) IMGPULL_TRY(store.write_blob(image.index->digest, image.index->bytes));
+  for (const auto& index : image.indexes) IMGPULL_TRY(store.write_blob(index.digest, index.bytes));
   IMGPULL_TRY(store.write_blob(image.fetched.digest, image.fetched.bytes));
   Descriptor named{std::string(media_type::kOciManifest), image.fetched.digest,
                    static_cast<int64_t>(image.fetched.bytes.size()), {}, {}, config.platform};
@@ -183,9 +185,11 @@ class Pull {
 
   // A pull by digest whose every blob is in the store needs no network.
   Result<ResolvedImage> resolve() {
-    if (auto local = resolve_local(store_, ref_, options_.platform)) return std::move(*local);
+    if (ref_.digest) {
+      if (auto local = resolve_local(store_, *ref_.digest, options_.platform)) return std::move(*local);
+    }
     IMGPULL_ASSIGN_OR_RETURN(Registry * registry, this->registry());
-    return resolve_remote(*registry, ref_, options_.platform);
+    return resolve_remote(*registry, store_, ref_, options_.platform);
   }
 
   // The layers to download: each blob once, even if the image lists it twice.

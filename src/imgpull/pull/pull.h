@@ -2,7 +2,8 @@
 // asked, its root filesystem made while the layers download. The public face
 // of this is Client::pull (include/imgpull/client.h); this is the engine.
 //
-//   resolve the manifest (following an index to the wanted platform; the
+//   resolve the manifest (a HEAD for a tag, then only the documents the
+//   store lacks, following indexes to the wanted platform: resolve.h; the
 //   registry is connected and authenticated at its first use) -> the config
 //   -> skip the layers the store has -> download the others, N at once, each
 //   byte hashed on its way to the ingest file, each blob verified and

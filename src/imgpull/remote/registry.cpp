@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <cinttypes>
 #include <cstdio>
@@ -13,6 +14,8 @@
 #include <random>
 #include <thread>
 #include <nlohmann/json.hpp>
+
+#include "remote/rate_limit.h"
 
 namespace imgpull {
 namespace {
@@ -43,6 +46,15 @@ std::optional<std::chrono::milliseconds> parse_retry_after(const std::string& va
   time_t when = curl_getdate(value.c_str(), nullptr);
   if (when < 0) return std::nullopt;
   return std::chrono::seconds(std::max<time_t>(0, when - std::time(nullptr)));
+}
+
+// `error`, the last of a request refused with 429, with what the registry
+// said of its rate limit and what helps: once, not with every attempt.
+Error rate_limited(Error error, const http::Response& response,
+                   std::optional<std::chrono::milliseconds> retry_after) {
+  std::optional<std::chrono::seconds> wait;
+  if (retry_after) wait = std::chrono::duration_cast<std::chrono::seconds>(*retry_after);
+  return Error(error.code(), error.message() + "; " + explain_rate_limit(parse_rate_limit(response), wait));
 }
 
 // Counts attempts and sleeps between them: exponential back-off with full
@@ -404,20 +416,50 @@ Result<FetchedManifest> RegistryClient::get_manifest(const std::string& selector
   return on_endpoints<FetchedManifest>(
       by_digest ? kCapabilityPull : kCapabilityResolve, what,
       [&](Endpoint& e, bool last) -> Result<FetchedManifest> {
-        http::Request request;
-        request.url = url(e, "manifests", selector);
-        request.headers.emplace_back("Accept", manifest_accept_header());
-        request.max_buffered_body = kMaxManifestBytes;
+        http::Request request = manifest_request(e, "GET", selector);
         IMGPULL_ASSIGN_OR_RETURN(http::Response response,
                                  fetch_with_retries(e, request, what, policy_for(last)));
         if (response.status != 200) return response_error(response, what);
-        Digest actual = Digest::of(response.body);
-        if (auto wanted = Digest::parse(selector); wanted.ok() && *wanted != actual) {
+        // Hashed as the digest asked for says (a HEAD may have named a sha512 one).
+        auto wanted = Digest::parse(selector);
+        Digest actual = Digest::of(response.body, wanted.ok() ? wanted->algorithm() : DigestAlgorithm::kSha256);
+        if (wanted.ok() && *wanted != actual) {
           return Error(ErrorCode::kCorrupt,
                        fmt::format("manifest {} from {}: the registry sent bytes that hash to {}", selector,
                                    request.url, actual.str()));
         }
         return FetchedManifest{std::move(response.body), response.header("content-type"), actual};
+      },
+      [](const Error&) { return false; });
+}
+
+http::Request RegistryClient::manifest_request(const Endpoint& e, std::string_view method,
+                                               const std::string& selector) const {
+  http::Request request;
+  request.method = std::string(method);
+  request.url = url(e, "manifests", selector);
+  request.headers.emplace_back("Accept", manifest_accept_header());
+  request.max_buffered_body = kMaxManifestBytes;
+  return request;
+}
+
+Result<ManifestHead> RegistryClient::head_manifest(const std::string& selector) {
+  bool by_digest = Digest::parse(selector).ok();
+  const std::string what = "manifest " + selector;
+  return on_endpoints<ManifestHead>(
+      by_digest ? kCapabilityPull : kCapabilityResolve, what,
+      [&](Endpoint& e, bool last) -> Result<ManifestHead> {
+        IMGPULL_ASSIGN_OR_RETURN(http::Response response,
+                                 fetch_with_retries(e, manifest_request(e, "HEAD", selector), what, policy_for(last)));
+        if (response.status != 200) return response_error(response, "HEAD " + what);
+        ManifestHead head;
+        if (auto digest = Digest::parse(response.header("docker-content-digest")); digest.ok()) head.digest = *digest;
+        head.content_type = response.header("content-type");
+        uint64_t size = 0;
+        std::string length = response.header("content-length");
+        auto [end, ec] = std::from_chars(length.data(), length.data() + length.size(), size);
+        if (!length.empty() && ec == std::errc() && end == length.data() + length.size()) head.size = size;
+        return head;
       },
       [](const Error&) { return false; });
 }
@@ -456,9 +498,13 @@ Result<http::Response> RegistryClient::fetch_with_retries(Endpoint& e, const htt
     auto response = send(e, request, nullptr);
     if (response.ok() && !is_retryable_status(response->status)) return response;
     if (!response.ok() && !is_retryable_error(response.error())) return response;
-    Error failure = response.ok() ? response_error(*response, "GET") : response.error();
+    Error failure = response.ok() ? response_error(*response, request.method) : response.error();
     auto retry_after = response.ok() ? parse_retry_after(response->header("retry-after")) : std::nullopt;
-    if (!retrier.again(failure, retry_after)) return retrier.give_up(what);
+    if (!retrier.again(failure, retry_after)) {
+      Error error = retrier.give_up(what);
+      if (response.ok() && response->status == 429) return rate_limited(std::move(error), *response, retry_after);
+      return error;
+    }
   }
 }
 

@@ -116,6 +116,16 @@ struct FetchedManifest {
   Digest digest;  // our own hash of `bytes`, never the registry's header
 };
 
+// What a HEAD of a manifest says, without the manifest. The digest is the
+// registry's word for which document the tag names: good for asking for that
+// document by digest (which verifies it) or finding it in the store, never
+// for trusting bytes.
+struct ManifestHead {
+  std::optional<Digest> digest;  // Docker-Content-Digest, when present and well-formed
+  std::string content_type;
+  std::optional<uint64_t> size;  // Content-Length, when present
+};
+
 // What a pull needs of a registry: the seam between the pull pipeline and
 // the network. RegistryClient is the real one; the pipeline's unit tests use
 // testing/fake_registry.h.
@@ -125,6 +135,9 @@ class Registry {
   // GET /v2/<repo>/manifests/<selector>. When `selector` is a digest the bytes
   // must hash to it.
   virtual Result<FetchedManifest> get_manifest(const std::string& selector) = 0;
+  // HEAD /v2/<repo>/manifests/<selector>: what the selector names, at no
+  // cost to a rate limit that counts manifest GETs (Docker Hub's).
+  virtual Result<ManifestHead> head_manifest(const std::string& selector) = 0;
   // A small blob (a config), checked against its descriptor.
   virtual Result<std::string> get_blob(const Descriptor& blob, size_t max_bytes) = 0;
   // Streams a blob's bytes to `sink`, resuming with Range after a dropped
@@ -146,6 +159,7 @@ class RegistryClient : public Registry {
   ~RegistryClient() override;
 
   Result<FetchedManifest> get_manifest(const std::string& selector) override;
+  Result<ManifestHead> head_manifest(const std::string& selector) override;
   Result<std::string> get_blob(const Descriptor& blob, size_t max_bytes) override;
   Status fetch_blob(const Descriptor& blob, BlobSink& sink) override;
   Status fetch_foreign_blob(const Descriptor& blob, BlobSink& sink) override;
@@ -162,6 +176,8 @@ class RegistryClient : public Registry {
                          const std::function<Result<T>(Endpoint&, bool last)>& attempt,
                          const std::function<bool(const Error&)>& final_error);
   std::string url(const Endpoint& endpoint, std::string_view kind, std::string_view name) const;
+  // A request for a manifest (GET or HEAD), accepting every type we parse.
+  http::Request manifest_request(const Endpoint& endpoint, std::string_view method, const std::string& selector) const;
   Result<http::Response> send(Endpoint& endpoint, http::Request request, const http::BodySink* sink,
                               const http::HeadHandler* on_head = nullptr);
   // send() for a request whose body is buffered, tried again as the policy says.
