@@ -98,6 +98,7 @@ class Fault:
     stall_seconds: float = 0.0          # ... for this long ...
     stall_then: str = "close"           # ... then "close" (FIN) or "continue"
     drop_range: bool = False            # forward without Range/If-Range
+    shift_range: int = 0                # forward "bytes=a-b" as "bytes=(a+N)-b"
     redirect_to: object = None          # RedirectTarget or base URL string
     redirect_status: int = 307
     check_upstream: bool = True         # redirect only what upstream would serve
@@ -156,6 +157,12 @@ class Fault:
         """Forward without Range and If-Range: upstream answers 200 with the
         whole body, as servers without Range support do."""
         return Fault("ignore_range", drop_range=True, default_methods=("GET",))
+
+    @staticmethod
+    def shift_range(by: int) -> "Fault":
+        """Forward a request for bytes=a-b as bytes=(a+by)-b: upstream's 206
+        then carries a Content-Range that is not what the client asked for."""
+        return Fault(f"shift_range({by})", shift_range=int(by), default_methods=("GET",))
 
     @staticmethod
     def redirect(target, status: int = 307, check_upstream: bool = True) -> "Fault":
@@ -983,7 +990,13 @@ class FaultProxy:
         drop = set(HOP_BY_HOP) | {"expect"}
         if fault is not None and fault.drop_range:
             drop |= {"range", "if-range"}
-        return target, [(k, v) for k, v in handler.headers.items() if k.lower() not in drop]
+        hdrs = [(k, v) for k, v in handler.headers.items() if k.lower() not in drop]
+        if fault is not None and fault.shift_range:
+            def shifted(value):
+                m = re.fullmatch(r"bytes=(\d+)-(\d*)", value.strip())
+                return f"bytes={int(m.group(1)) + fault.shift_range}-{m.group(2)}" if m else value
+            hdrs = [(k, shifted(v) if k.lower() == "range" else v) for k, v in hdrs]
+        return target, hdrs
 
     def _open_source(self, handler, fault, path, query):
         """Forward the request upstream; returns an _UpstreamSource."""

@@ -5,9 +5,10 @@ import re
 import subprocess
 from pathlib import Path
 
-# "DEBUG GET URL -> 200 (1.2 KiB, 14 ms)", then the rate-limit headers when the
+# "DEBUG +0.052s GET URL -> 200 (1.2 KiB, 14 ms)" (when it started, since the client was made),
+# then the rate-limit headers when the
 # registry sent any: " [ratelimit-limit: 100;w=21600, ratelimit-remaining: 99;w=21600]".
-DEBUG_LINE = re.compile(r"^DEBUG (GET|HEAD|POST) (\S+) -> (\d{3}|error: .+) \((\d+ B|\d+\.\d [KMGT]iB), \d+ ms\)"
+DEBUG_LINE = re.compile(r"^DEBUG \+\d+\.\d{3}s (GET|HEAD|POST) (\S+) -> (\d{3}|error: .+) \((\d+ B|\d+\.\d [KMGT]iB), \d+ ms\)"
                         r"( \[((docker-)?ratelimit(-[a-z]+)?: [^,\]]*(, )?)+\])?$")
 
 
@@ -52,6 +53,24 @@ def blobs(root):
 def ingest_leftovers(root):
     d = Path(root) / "ingest"
     return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+def recorded_ranges(partial):
+    """The byte ranges [(start, end)] a blob fetched in pieces holds, from the
+    record beside its partial file (<hex>.ranges); None without one (the
+    partial is then a prefix of the blob)."""
+    record = Path(partial).with_suffix(".ranges")
+    if not record.exists():
+        return None
+    lines = record.read_text().splitlines()
+    assert lines and lines[0] == "imgpull-ranges 1", lines
+    return [tuple(int(x) for x in line.split()) for line in lines[1:]]
+
+
+def held_bytes(partial):
+    """Bytes of its blob a partial file holds: its recorded ranges, else its size."""
+    held = recorded_ranges(partial)
+    return Path(partial).stat().st_size if held is None else sum(e - s for s, e in held)
 
 
 def index_names(root):

@@ -51,7 +51,7 @@ def test_an_up_to_date_pull_of_a_tag_is_one_head(registry_plain, tmp_path, repo,
     assert f"Digest: {registry_plain.pushed[f'{repo}:latest']}" in again.stdout
     debug = [l for l in again.stderr.splitlines() if l.startswith("DEBUG")]
     assert [l for l in debug if "/manifests/" in l] == \
-        [l for l in debug if re.match(rf"DEBUG HEAD http://\S+/v2/{repo}/manifests/latest -> 200 ", l)], debug
+        [l for l in debug if re.match(rf"DEBUG \+[0-9.]+s HEAD http://\S+/v2/{repo}/manifests/latest -> 200 ", l)], debug
     assert len([l for l in debug if "/manifests/" in l]) == 1, debug
 
 

@@ -5,6 +5,7 @@ import hashlib
 import os
 import signal
 import subprocess
+import re
 import time
 from pathlib import Path
 
@@ -43,9 +44,27 @@ def start(proxy, img, root, *extra):
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
+# A blob carried whole by one connection resumes from its first missing byte
+# with an open-ended Range; one fetched in pieces resumes each missing range
+# with a closed one.
+MODES = {"one-connection": ["--max-connections", "1"], "pieces": []}
+
+
 def partial_size(root):
-    sizes = [p.stat().st_size for p in (Path(root) / "ingest").glob("*.partial")]
+    """The bytes of the layer the partial file holds (its record's ranges, for pieces)."""
+    sizes = [cli.held_bytes(p) for p in (Path(root) / "ingest").glob("*.partial")]
     return max(sizes, default=0)
+
+
+def check_resumed_gets(gets, kept, mode, size):
+    """After an interruption: one connection asks for the rest with bytes=kept-;
+    pieces ask only closed ranges, for no byte already held."""
+    assert gets[0].range is None or mode == "pieces", gets
+    if mode == "one-connection":
+        assert [g.range for g in gets] == [None, f"bytes={kept}-"], gets
+        return
+    for g in gets:
+        assert re.fullmatch(r"bytes=\d+-\d+", g.range or ""), f"not a closed range: {g!r}"
 
 
 def wait_for_partial(proc, root, at_least, timeout=20):
@@ -62,11 +81,12 @@ def layer(img):
     return img.layers[0]
 
 
-def test_sigint_stops_cleanly_and_the_next_pull_resumes(proxy, image, tmp_path):
+@pytest.mark.parametrize("mode", MODES)
+def test_sigint_stops_cleanly_and_the_next_pull_resumes(proxy, image, tmp_path, mode):
     _, img = image
     root = tmp_path / "store"
-    proxy.add(Fault.throttle(RATE), path=layer(img), times=1)
-    proc = start(proxy, img, root)
+    proxy.add(Fault.throttle(RATE), path=layer(img), times=None)
+    proc = start(proxy, img, root, *MODES[mode])
     wait_for_partial(proc, root, 8 * 1024 * 1024)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
@@ -81,13 +101,14 @@ def test_sigint_stops_cleanly_and_the_next_pull_resumes(proxy, image, tmp_path):
     assert layer(img).split(":")[1] not in cli.blobs(root)
     assert cli.index_names(root) == []
 
+    proxy.clear_rules()
     t0 = time.monotonic()
-    done = cli.run([*FAST, "pull", f"{proxy.host}/{img.ref}"], root)
+    done = cli.run([*FAST, "pull", *MODES[mode], f"{proxy.host}/{img.ref}"], root)
     resumed_in = time.monotonic() - t0
     assert done.returncode == 0, done.stderr
     assert f"Resuming from byte {kept} of {img.layer_sizes[0]}" in done.stdout, done.stdout
     gets = synth_images.blob_gets(proxy, layer(img))
-    assert [g.range for g in gets] == [None, f"bytes={kept}-"], gets
+    check_resumed_gets(gets, kept, mode, img.layer_sizes[0])
     sent = proxy.bytes_sent(path=layer(img))
     print(f"partial kept {kept} B; bytes sent in all {sent} B for a {img.layer_sizes[0]} B layer; "
           f"resumed pull took {resumed_in:.2f}s")
@@ -96,24 +117,26 @@ def test_sigint_stops_cleanly_and_the_next_pull_resumes(proxy, image, tmp_path):
     cli.run(["verify"], root, check=True)
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("rootfs", [False, True], ids=["store", "rootfs"])
-def test_sigkill_leaves_a_partial_the_next_pull_continues(proxy, image, tmp_path, rootfs):
+def test_sigkill_leaves_a_partial_the_next_pull_continues(proxy, image, tmp_path, rootfs, mode):
     _, img = image
     root = tmp_path / "store"
-    proxy.add(Fault.throttle(RATE), path=layer(img), times=1)
+    proxy.add(Fault.throttle(RATE), path=layer(img), times=None)
     extra = ["--rootfs", str(tmp_path / "rootfs-killed")] if rootfs else []
-    proc = start(proxy, img, root, *extra)
+    proc = start(proxy, img, root, *MODES[mode], *extra)
     wait_for_partial(proc, root, 6 * 1024 * 1024)
     proc.kill()
     proc.communicate(timeout=20)
     assert proc.returncode == -signal.SIGKILL
     kept = partial_size(root)
 
+    proxy.clear_rules()
     extra = ["--rootfs", str(tmp_path / "rootfs")] if rootfs else []
-    done = cli.run([*FAST, "pull", *extra, f"{proxy.host}/{img.ref}"], root)
+    done = cli.run([*FAST, "pull", *MODES[mode], *extra, f"{proxy.host}/{img.ref}"], root)
     assert done.returncode == 0, done.stderr
     gets = synth_images.blob_gets(proxy, layer(img))
-    assert [g.range for g in gets] == [None, f"bytes={kept}-"], gets
+    check_resumed_gets(gets, kept, mode, img.layer_sizes[0])
     sent = proxy.bytes_sent(path=layer(img))
     print(f"killed with {kept} B on disk; {sent} B sent in all for {img.layer_sizes[0]} B")
     assert sent < 1.05 * img.layer_sizes[0]
@@ -124,54 +147,69 @@ def test_sigkill_leaves_a_partial_the_next_pull_continues(proxy, image, tmp_path
             assert hashlib.sha256(data).hexdigest() == sha
 
 
-def test_a_wrong_byte_is_fetched_once_more_from_zero(proxy, image, tmp_path):
+@pytest.mark.parametrize("mode", MODES)
+def test_a_wrong_byte_is_fetched_once_more_from_zero(proxy, image, tmp_path, mode):
     _, img = image
     root = tmp_path / "store"
     proxy.add(Fault.flip_byte(offset=12345), path=layer(img), times=1)
-    done = cli.run([*FAST, "pull", f"{proxy.host}/{img.ref}"], root)
+    done = cli.run([*FAST, "pull", *MODES[mode], f"{proxy.host}/{img.ref}"], root)
     assert done.returncode == 0, done.stderr
     assert "Checksum mismatch, downloading again" in done.stdout, done.stdout
     gets = synth_images.blob_gets(proxy, layer(img))
-    assert [(g.range, g.status) for g in gets] == [(None, 200), (None, 200)], gets
+    if mode == "one-connection":
+        assert [(g.range, g.status) for g in gets] == [(None, 200), (None, 200)], gets
+    else:
+        check_resumed_gets(gets, 0, mode, img.layer_sizes[0])
+        assert proxy.bytes_sent(path=layer(img)) < 2.05 * img.layer_sizes[0]
     cli.run(["verify"], root, check=True)
 
 
-def test_wrong_twice_fails_naming_blob_expected_and_actual(proxy, image, tmp_path):
+@pytest.mark.parametrize("mode", MODES)
+def test_wrong_twice_fails_naming_blob_expected_and_actual(proxy, image, tmp_path, mode):
     _, img = image
     root = tmp_path / "store"
     proxy.add(Fault.flip_byte(offset=12345), path=layer(img), times=None)
-    done = cli.run([*FAST, "pull", f"{proxy.host}/{img.ref}"], root)
+    done = cli.run([*FAST, "pull", *MODES[mode], f"{proxy.host}/{img.ref}"], root)
     assert done.returncode == 1
     message = done.stderr.strip()
     assert len(message.splitlines()) == 1, message
     for needle in (f"layer {layer(img)}", f"expected {layer(img)}", "got sha256:", "wrong both times"):
         assert needle in message, message
-    assert len(synth_images.blob_gets(proxy, layer(img))) == 2
+    if mode == "one-connection":
+        assert len(synth_images.blob_gets(proxy, layer(img))) == 2
     assert layer(img).split(":")[1] not in cli.blobs(root)
     assert cli.ingest_leftovers(root) == []
 
 
-def test_a_mangled_partial_is_discarded_and_refetched(proxy, image, tmp_path):
+@pytest.mark.parametrize("mode", MODES)
+def test_a_mangled_partial_is_discarded_and_refetched(proxy, image, tmp_path, mode):
     """What a power cut may leave: a partial whose bytes are not the blob's."""
     _, img = image
     root = tmp_path / "store"
     (root / "ingest").mkdir(parents=True)
     partial = root / "ingest" / (layer(img).split(":")[1] + ".partial")
     partial.write_bytes(os.urandom(1_000_000))
-    done = cli.run([*FAST, "pull", f"{proxy.host}/{img.ref}"], root)
+    done = cli.run([*FAST, "pull", *MODES[mode], f"{proxy.host}/{img.ref}"], root)
     assert done.returncode == 0, done.stderr
     gets = synth_images.blob_gets(proxy, layer(img))
-    assert [g.range for g in gets] == ["bytes=1000000-", None], gets
+    if mode == "one-connection":
+        assert [g.range for g in gets] == ["bytes=1000000-", None], gets
+    else:
+        check_resumed_gets(gets, 1_000_000, mode, img.layer_sizes[0])
+        starts = [int(g.range.split("=")[1].split("-")[0]) for g in gets]
+        assert starts[0] == 1_000_000 and 0 in starts, gets  # the rest, then all of it again
     cli.run(["verify"], root, check=True)
 
 
-def test_with_a_rootfs_a_wrong_blob_already_applied_is_not_refetched(proxy, image, tmp_path):
+@pytest.mark.parametrize("mode", MODES)
+def test_with_a_rootfs_a_wrong_blob_already_applied_is_not_refetched(proxy, image, tmp_path, mode):
     _, img = image
     root = tmp_path / "store"
     # Slowed to about a second, so that the applier has read (and applied) bytes of
     # the layer before its end shows the digest wrong, however slow the build.
     proxy.add(Fault.flip_byte(offset=12345) + Fault.throttle(LAYER_BYTES), path=layer(img), times=1)
-    done = cli.run([*FAST, "pull", "--rootfs", str(tmp_path / "rootfs"), f"{proxy.host}/{img.ref}"], root)
+    done = cli.run([*FAST, "pull", *MODES[mode], "--rootfs", str(tmp_path / "rootfs"), f"{proxy.host}/{img.ref}"],
+                   root)
     assert done.returncode == 1, done.stdout + done.stderr
     message = done.stderr.strip()
     assert len(message.splitlines()) == 1, message

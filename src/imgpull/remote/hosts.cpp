@@ -79,7 +79,8 @@ Result<RegistryEndpoint> parse_endpoint(std::string url, const toml::table& tabl
     if (!b) return invalid(origin, where + "override_path must be true or false");
     override_path = *b;
   }
-  if (url.find("://") == std::string::npos) url = "https://" + url;  // "mirror:5000" means https
+  e.scheme_written = url.find("://") != std::string::npos;
+  if (!e.scheme_written) url = "https://" + url;  // "mirror:5000" means https
   CURLU* u = curl_url();
   char* scheme = nullptr;
   char* host = nullptr;

@@ -48,6 +48,9 @@ inline constexpr size_t kMaxHostsFileSize = 1024 * 1024;
 // One host to try for a registry namespace.
 struct RegistryEndpoint {
   std::string scheme = "https";  // "https" or "http" (as written in hosts.toml)
+  // hosts.toml wrote the scheme ("https://..."): no other is tried, not even
+  // plain http for a loopback host.
+  bool scheme_written = false;
   std::string host;              // "mirror:5000"
   std::string path = "/v2";      // the API root; another only with override_path
   unsigned capabilities = kAllCapabilities;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cctype>
 #include <cstdlib>
 #include <map>
@@ -237,6 +238,8 @@ void unlock_share(CURL*, curl_lock_data data, void* user) {
 
 struct Client::Impl {
   ClientOptions options;
+  // Debug lines say when each request started, from here: a timeline of the pull.
+  std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
   ProxySettings proxy_settings;
   std::mutex ca_lock;
   std::map<std::string, std::string> ca_bundles;  // extra CA PEM -> system bundle + it
@@ -356,6 +359,7 @@ Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, cons
                                            const BodySink* sink, const HeadHandler* on_head) {
   curl_easy_reset(h);  // keeps the connection, forgets the previous request's options
   Response response;
+  response.url = url;  // known to a HeadHandler too
   Exchange ex;
   ex.handle = h;
   ex.response = &response;
@@ -449,6 +453,7 @@ Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, cons
   }
 
   current_exchange = &ex;
+  auto started = std::chrono::steady_clock::now();
   CURLcode code = curl_easy_perform(h);
   current_exchange = nullptr;
   curl_slist_free_all(headers);
@@ -461,7 +466,8 @@ Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, cons
     std::string outcome = code == CURLE_OK || ex.abort_reason
                               ? std::to_string(response.status)
                               : std::string("error: ") + curl_easy_strerror(code);
-    options.debug_log(fmt::format("{} {} -> {} ({}, {} ms){}", method, loggable_url(url), outcome,
+    double at = std::chrono::duration<double>(started - created).count();
+    options.debug_log(fmt::format("+{:.3f}s {} {} -> {} ({}, {} ms){}", at, method, loggable_url(url), outcome,
                                   format_bytes_binary(ex.body_bytes), micros / 1000,
                                   loggable_headers(response)));
   }

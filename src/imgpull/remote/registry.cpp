@@ -179,7 +179,6 @@ struct RegistryClient::Endpoint {
   RegistryEndpoint config;
   std::string credentials_domain;  // whose credentials it gets
   bool connected = false;
-  std::optional<Error> failure;  // the ping failed: skipped from then on
   std::string base_url;          // "https://host:port/v2", once connected
   bool plain_http = false;
   std::unique_ptr<Authenticator> auth;
@@ -216,46 +215,68 @@ RegistryClient::~RegistryClient() = default;
 Result<std::unique_ptr<RegistryClient>> RegistryClient::connect(http::Client& client,
                                                                 const Reference& ref,
                                                                 const RegistryOptions& options) {
-  std::unique_ptr<RegistryClient> registry(new RegistryClient(client, ref, options));
-  // Reach the first host that answers now, so that a registry nobody can
-  // reach fails here with each host's reason; later hosts wait until needed.
-  std::string tried;
-  for (auto& e : registry->endpoints_) {
-    Status ready = registry->ensure_connected(*e);
-    if (ready.ok()) return registry;
-    if (registry->endpoints_.size() == 1) return std::move(ready).error();
-    tried += fmt::format("{}{}: {}", tried.empty() ? "" : "; ", e->describe(), ready.error().message());
-  }
-  return Error(registry->endpoints_.back()->failure->code(),
-               fmt::format("no host for {} could be reached (from {}): {}", ref.domain, registry->hosts_source_, tried));
+  // Nothing is sent yet: a host is reached by the first request that needs
+  // it (see ensure_connected), and one that cannot be reached fails that
+  // request, naming each host tried and what it answered.
+  return std::unique_ptr<RegistryClient>(new RegistryClient(client, ref, options));
 }
+
+namespace {
+
+// An untrusted certificate: say where a CA certificate for the host goes.
+Error with_ca_hint(Error error, const RegistryEndpoint& endpoint) {
+  const std::string& host = endpoint.host;
+  if (error.code() == ErrorCode::kTls && !http::is_tls_handshake_failure(error) && !endpoint.tls &&
+      error.message().find("client certificate") == std::string::npos) {
+    error.wrap(fmt::format("registry {} (put its CA certificate in certs.d/{}/ca.crt)", host, host));
+  }
+  return error;
+}
+
+}  // namespace
+
+namespace {
+
+// An https attempt that failed in a way meaning the server speaks no TLS.
+bool speaks_no_tls(const Result<http::Response>& r) {
+  return !r.ok() && (r.error().code() != ErrorCode::kTls || http::is_tls_handshake_failure(r.error()));
+}
+
+// May the endpoint be spoken to in plain http: written so in hosts.toml, or
+// a loopback or --insecure-registry host for which hosts.toml wrote no scheme.
+bool plain_http_allowed(const RegistryEndpoint& endpoint, const std::vector<std::string>& insecure_registries) {
+  if (endpoint.scheme == "http") return true;
+  if (endpoint.scheme_written) return false;
+  return is_loopback_host(endpoint.host) || is_insecure_host(endpoint.host, insecure_registries);
+}
+
+// For a host allowed plain http: whether its server speaks TLS at all. Like
+// Docker, such a host is tried with TLS first; unlike Docker, an untrusted
+// certificate there is an error, not a reason to downgrade. The question is
+// asked without verifying: a verifying handshake loads the CA bundle (some
+// 25 ms) before it learns that the server (usually a local plain-http
+// registry) does not. The probe carries no credentials and its answer is not
+// used: a server that speaks TLS is then spoken to verified.
+bool probe_says_plain_http(http::Client& client, const RegistryEndpoint& endpoint) {
+  http::Request probe;
+  probe.tls = endpoint.tls;
+  probe.url = "https://" + endpoint.host + endpoint.path + "/";
+  probe.verify_peer = false;
+  probe.max_redirects = 0;  // any answer, a redirect too, means TLS is spoken
+  return speaks_no_tls(client.fetch(probe));
+}
+
+}  // namespace
 
 Result<Ping> ping_endpoint(http::Client& client, const RegistryEndpoint& endpoint,
                            const std::vector<std::string>& insecure_registries) {
   const std::string& host = endpoint.host;
   bool explicit_http = endpoint.scheme == "http";
-  bool plain_allowed = explicit_http || is_loopback_host(host) || is_insecure_host(host, insecure_registries);
+  bool plain_allowed = plain_http_allowed(endpoint, insecure_registries);
   http::Request ping;
   ping.tls = endpoint.tls;
   ping.url = (explicit_http ? "http://" : "https://") + host + endpoint.path + "/";
-  // Like Docker, a host allowed plain http is tried with TLS first; unlike
-  // Docker, an untrusted certificate there is an error, not a reason to
-  // downgrade.
-  auto speaks_no_tls = [&](const Result<http::Response>& r) {
-    return !r.ok() && (r.error().code() != ErrorCode::kTls || http::is_tls_handshake_failure(r.error()));
-  };
-  bool plain_http = explicit_http;
-  if (!explicit_http && plain_allowed) {
-    // Whether the server speaks TLS at all is first asked without verifying it: a
-    // verifying handshake loads the CA bundle (some 25 ms) before it learns that the
-    // server (usually a local plain-http registry) does not. The probe carries no
-    // credentials and its answer is not used: a server that speaks TLS is pinged again
-    // below, verified, and an untrusted certificate stays an error.
-    http::Request probe = ping;
-    probe.verify_peer = false;
-    probe.max_redirects = 0;  // any answer, a redirect too, means TLS is spoken
-    plain_http = speaks_no_tls(client.fetch(probe));
-  }
+  bool plain_http = explicit_http || (plain_allowed && probe_says_plain_http(client, endpoint));
   Result<http::Response> response = Error(ErrorCode::kInternal, "no ping");
   if (explicit_http || !plain_http) response = client.fetch(ping);
   if (!explicit_http && (plain_http || (plain_allowed && speaks_no_tls(response)))) {
@@ -263,14 +284,7 @@ Result<Ping> ping_endpoint(http::Client& client, const RegistryEndpoint& endpoin
     response = client.fetch(ping);
     plain_http = true;
   }
-  if (!response.ok()) {
-    Error error = std::move(response).error();
-    if (error.code() == ErrorCode::kTls && !http::is_tls_handshake_failure(error) && !endpoint.tls &&
-        error.message().find("client certificate") == std::string::npos) {
-      error.wrap(fmt::format("registry {} (put its CA certificate in certs.d/{}/ca.crt)", host, host));
-    }
-    return error;
-  }
+  if (!response.ok()) return with_ca_hint(std::move(response).error(), endpoint);
   return Ping{(plain_http ? "http://" : "https://") + host + endpoint.path, plain_http, std::move(response).value()};
 }
 
@@ -314,33 +328,16 @@ Status check_login(http::Client& client, std::string_view host, std::string_view
 Status RegistryClient::ensure_connected(Endpoint& e) {
   std::lock_guard lock(connect_mutex_);
   if (e.connected) return {};
-  if (e.failure) return *e.failure;
-  auto ping = ping_endpoint(client_, e.config, options_.insecure_registries);
-  if (!ping) {
-    e.failure = ping.error();
-    return std::move(ping).error();
-  }
-  auto failed = [&](Error error) -> Status {
-    e.failure = error;
-    return error;
-  };
-  const http::Response* response = &ping->response;
-  const std::string& host = e.config.host;
-  bool plain_http = ping->plain_http;
-  auto auth = std::make_unique<Authenticator>(client_, e.credentials_domain, options_.credentials, plain_http);
-  if (response->status == 401) {
-    auto challenges = parse_www_authenticate(response->header("www-authenticate"));
-    if (!challenges) return failed(std::move(challenges).error().wrap(ping->base_url + "/"));
-    auth->set_challenges(std::move(challenges).value());
-  } else if (response->status == 404) {
-    return failed(Error(ErrorCode::kNotFound,
-                        fmt::format("{} does not serve the registry API (GET {}/ answered 404)", host, ping->base_url)));
-  } else if (response->status != 200) {
-    return failed(response_error(*response, "ping"));
-  }
-  e.base_url = ping->base_url;
+  // No ping (GET /v2/): the first request (the manifest) answers what a ping
+  // would — reachable? which authentication? — so a ping would only cost a
+  // round trip. A 401 brings the challenge, which send() answers. Only a host
+  // that may be plain http is first asked whether it speaks TLS.
+  const RegistryEndpoint& config = e.config;
+  bool plain_http = config.scheme == "http" ||
+                    (plain_http_allowed(config, options_.insecure_registries) && probe_says_plain_http(client_, config));
+  e.base_url = (plain_http ? "http://" : "https://") + config.host + config.path;
   e.plain_http = plain_http;
-  e.auth = std::move(auth);
+  e.auth = std::make_unique<Authenticator>(client_, e.credentials_domain, options_.credentials, plain_http);
   e.connected = true;
   return {};
 }
@@ -396,7 +393,8 @@ Result<http::Response> RegistryClient::send(Endpoint& e, http::Request request, 
     request.authorization = *authorization;
     auto response = sink != nullptr ? client_.stream(request, *sink, on_head ? *on_head : http::HeadHandler())
                                     : client_.fetch(request);
-    if (!response.ok() || response->status != 401 || attempt > 0) return response;
+    if (!response.ok()) return with_ca_hint(std::move(response).error(), e.config);
+    if (response->status != 401 || attempt > 0) return response;
     // The token expired or the registry wants another scope: take its new
     // challenge and try once more.
     auto challenges = parse_www_authenticate(response->header("www-authenticate"));
@@ -591,6 +589,8 @@ Status RegistryClient::fetch_blob_from(Endpoint* endpoint, const std::string& ur
     sink_failed = false;
     bool satisfied = false;  // the sink wants no more: the transfer was stopped on purpose
     http::HeadHandler on_head = [&](const http::Response& head) -> Status {
+      // Redirected: the blob's other pieces go there directly from now on.
+      if (endpoint != nullptr && head.url != url) set_blob_location(blob.digest, head.url);
       if (head.status == 206) {
         Status fits = check_partial_content(head.header("content-range"), offset, end, blob.size);
         sink_failed = !fits.ok();
@@ -621,7 +621,6 @@ Status RegistryClient::fetch_blob_from(Endpoint* endpoint, const std::string& ur
       if (sink_failed || !is_retryable_error(response.error())) return std::move(response).error();
       failure = std::move(response).error();
     } else if (response->status == 200 || response->status == 206) {
-      if (endpoint != nullptr && response->url != url) set_blob_location(blob.digest, response->url);
       // A piece ends where its answer ends; the plan gives what is missing to
       // the next free connection.
       if (piece_end) return {};

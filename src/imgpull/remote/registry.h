@@ -152,8 +152,7 @@ class Registry {
 
 class RegistryClient : public Registry {
  public:
-  // Prepares the hosts and reaches the first one that answers (or fails
-  // with each host's error).
+  // Prepares the hosts; nothing is sent until the first request.
   static Result<std::unique_ptr<RegistryClient>> connect(http::Client& client, const Reference& ref,
                                                          const RegistryOptions& options);
   ~RegistryClient() override;
@@ -167,7 +166,8 @@ class RegistryClient : public Registry {
  private:
   struct Endpoint;
   RegistryClient(http::Client& client, Reference ref, const RegistryOptions& options);
-  // Pings the endpoint once (then remembers the outcome): scheme, challenge.
+  // Chooses the endpoint's scheme once (a host allowed plain http is asked
+  // whether it speaks TLS); no request to the API itself.
   Status ensure_connected(Endpoint& endpoint);
   // Runs `attempt` on each endpoint with `capability`, in order, until one
   // succeeds; `final_error` says whether an error must not move on.
