@@ -98,7 +98,7 @@ class Fault:
     stall_seconds: float = 0.0          # ... for this long ...
     stall_then: str = "close"           # ... then "close" (FIN) or "continue"
     drop_range: bool = False            # forward without Range/If-Range
-    shift_range: int = 0                # forward "bytes=a-b" as "bytes=(a+N)-b"
+    range_shift: int = 0                # forward "bytes=a-b" as "bytes=(a+N)-b"
     redirect_to: object = None          # RedirectTarget or base URL string
     redirect_status: int = 307
     check_upstream: bool = True         # redirect only what upstream would serve
@@ -162,7 +162,7 @@ class Fault:
     def shift_range(by: int) -> "Fault":
         """Forward a request for bytes=a-b as bytes=(a+by)-b: upstream's 206
         then carries a Content-Range that is not what the client asked for."""
-        return Fault(f"shift_range({by})", shift_range=int(by), default_methods=("GET",))
+        return Fault(f"shift_range({by})", range_shift=int(by), default_methods=("GET",))
 
     @staticmethod
     def redirect(target, status: int = 307, check_upstream: bool = True) -> "Fault":
@@ -991,10 +991,10 @@ class FaultProxy:
         if fault is not None and fault.drop_range:
             drop |= {"range", "if-range"}
         hdrs = [(k, v) for k, v in handler.headers.items() if k.lower() not in drop]
-        if fault is not None and fault.shift_range:
+        if fault is not None and fault.range_shift:
             def shifted(value):
                 m = re.fullmatch(r"bytes=(\d+)-(\d*)", value.strip())
-                return f"bytes={int(m.group(1)) + fault.shift_range}-{m.group(2)}" if m else value
+                return f"bytes={int(m.group(1)) + fault.range_shift}-{m.group(2)}" if m else value
             hdrs = [(k, shifted(v) if k.lower() == "range" else v) for k, v in hdrs]
         return target, hdrs
 

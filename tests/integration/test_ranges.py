@@ -67,11 +67,16 @@ def test_a_big_blob_comes_in_closed_ranges_over_several_connections(proxy, image
     pieces = ranges(gets)
     assert len(pieces) > 1, gets
     assert all(g.status == 206 for g in gets), gets
-    # Every byte asked for once: the pieces tile the blob.
-    covered = sorted(pieces)
-    assert covered[0][0] == 0 and covered[-1][1] == big.layer_size, covered
-    assert all(a[1] == b[0] for a, b in zip(covered, covered[1:])), covered
-    assert proxy.bytes_sent(path=big.layer_digest) == big.layer_size
+    # What was sent tiles the blob. A range that another connection took half
+    # of was asked to its old end and cut short: beyond what the client
+    # kept, only what was on its way when it stopped was sent.
+    sent = sorted((start, start + g.bytes_sent) for (start, _), g in zip(pieces, gets))
+    reach = 0
+    for start, end in sent:
+        assert start <= reach, sent  # no hole
+        reach = max(reach, end)
+    assert reach == big.layer_size, sent
+    assert proxy.bytes_sent(path=big.layer_digest) < 1.25 * big.layer_size
     assert proxy.peak_connections() > 1
     assert stored_ok(tmp_path / "store", big)
     # One line, one bar: progress counts the layer's bytes, never more.
@@ -87,10 +92,11 @@ def test_a_dropped_piece_resumes_its_own_range(proxy, image, tmp_path):
     proc = pull(proxy.host, big, tmp_path / "store")
     assert proc.returncode == 0, proc.stderr
     gets = proxy.requests("GET", big.layer_digest)
-    first, *rest = gets
-    assert first.bytes_sent == 3_000_000, gets
-    starts = [start for start, _ in ranges(rest)]
-    assert 3_000_000 in starts, gets  # the dropped piece asks for its rest
+    starts = [start for start, _ in ranges(gets)]
+    [dropped] = [i for i, g in enumerate(gets) if (g.error or "").startswith("reset after")]
+    assert gets[dropped].bytes_sent == 3_000_000, gets
+    # The dropped piece asks for its rest, and only that.
+    assert starts[dropped] + 3_000_000 in starts[dropped + 1:], gets
     assert proxy.bytes_sent(path=big.layer_digest) < 1.05 * big.layer_size
     assert stored_ok(tmp_path / "store", big)
 
@@ -168,10 +174,11 @@ def test_pieces_go_straight_to_the_redirect_target(cdn, image, tmp_path):
 def test_an_expired_redirect_is_asked_for_again_through_the_registry(cdn, image, tmp_path):
     proxy, target = cdn
     _, big = image
-    target.add(Fault.throttle(8 * 1024 * 1024), path=big.layer_digest, times=None)
-    # The second request at the target finds its signature expired.
+    # A request at the target for a piece past the first finds its signature
+    # expired (the first rule a request matches applies).
     target.add(Fault.status(403, message="Request has expired"), path=big.layer_digest,
                headers={"Range": r"bytes=[1-9]"}, times=1)
+    target.add(Fault.throttle(8 * 1024 * 1024), path=big.layer_digest, times=None)
     proc = pull(proxy.host, big, tmp_path / "store")
     assert proc.returncode == 0, proc.stderr
     assert any(r.status == 403 for r in target.requests("GET", big.layer_digest))

@@ -48,6 +48,10 @@ def start(proxy, img, root, *extra):
 # with an open-ended Range; one fetched in pieces resumes each missing range
 # with a closed one.
 MODES = {"one-connection": ["--max-connections", "1"], "pieces": []}
+# Bytes sent for a layer pulled once, over its size: one connection wastes
+# nothing; pieces cut short (another connection took the rest, or the pull
+# stopped) waste what was on its way to them when they stopped.
+WASTE = {"one-connection": 1.05, "pieces": 1.15}
 
 
 def partial_size(root):
@@ -112,7 +116,7 @@ def test_sigint_stops_cleanly_and_the_next_pull_resumes(proxy, image, tmp_path, 
     sent = proxy.bytes_sent(path=layer(img))
     print(f"partial kept {kept} B; bytes sent in all {sent} B for a {img.layer_sizes[0]} B layer; "
           f"resumed pull took {resumed_in:.2f}s")
-    assert sent < 1.05 * img.layer_sizes[0]
+    assert sent < WASTE[mode] * img.layer_sizes[0]
     assert cli.ingest_leftovers(root) == []
     cli.run(["verify"], root, check=True)
 
@@ -139,7 +143,7 @@ def test_sigkill_leaves_a_partial_the_next_pull_continues(proxy, image, tmp_path
     check_resumed_gets(gets, kept, mode, img.layer_sizes[0])
     sent = proxy.bytes_sent(path=layer(img))
     print(f"killed with {kept} B on disk; {sent} B sent in all for {img.layer_sizes[0]} B")
-    assert sent < 1.05 * img.layer_sizes[0]
+    assert sent < WASTE[mode] * img.layer_sizes[0]
     assert cli.ingest_leftovers(root) == []
     if rootfs:
         for path, sha in img.files.items():
@@ -160,7 +164,7 @@ def test_a_wrong_byte_is_fetched_once_more_from_zero(proxy, image, tmp_path, mod
         assert [(g.range, g.status) for g in gets] == [(None, 200), (None, 200)], gets
     else:
         check_resumed_gets(gets, 0, mode, img.layer_sizes[0])
-        assert proxy.bytes_sent(path=layer(img)) < 2.05 * img.layer_sizes[0]
+        assert proxy.bytes_sent(path=layer(img)) < 2 * WASTE[mode] * img.layer_sizes[0]
     cli.run(["verify"], root, check=True)
 
 
@@ -205,9 +209,10 @@ def test_a_mangled_partial_is_discarded_and_refetched(proxy, image, tmp_path, mo
 def test_with_a_rootfs_a_wrong_blob_already_applied_is_not_refetched(proxy, image, tmp_path, mode):
     _, img = image
     root = tmp_path / "store"
-    # Slowed to about a second, so that the applier has read (and applied) bytes of
+    # Slowed (4 s for the layer on one connection, 1 s a piece), so that the applier has read (and applied) bytes of
     # the layer before its end shows the digest wrong, however slow the build.
-    proxy.add(Fault.flip_byte(offset=12345) + Fault.throttle(LAYER_BYTES), path=layer(img), times=1)
+    proxy.add(Fault.flip_byte(offset=12345) + Fault.throttle(LAYER_BYTES / 4), path=layer(img), times=1)
+    proxy.add(Fault.throttle(LAYER_BYTES / 4), path=layer(img), times=None)  # the other pieces too
     done = cli.run([*FAST, "pull", *MODES[mode], "--rootfs", str(tmp_path / "rootfs"), f"{proxy.host}/{img.ref}"],
                    root)
     assert done.returncode == 1, done.stdout + done.stderr

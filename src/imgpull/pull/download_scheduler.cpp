@@ -45,8 +45,10 @@ DownloadScheduler::DownloadScheduler(Registry& registry, Store& store, PullEvent
 DownloadScheduler::~DownloadScheduler() = default;
 
 Status DownloadScheduler::run(const std::vector<Descriptor>& descriptors, const DownloadOptions& options) {
-  plan_ = std::make_unique<RangePlan>(RangePlan::Options{
-      options.min_piece_bytes, static_cast<size_t>(std::max(0, options.max_concurrent_blobs))});
+  RangePlan::Options plan;
+  plan.min_split_bytes = options.min_piece_bytes;
+  plan.max_blobs_in_flight = static_cast<size_t>(std::max(0, options.max_concurrent_blobs));
+  plan_ = std::make_unique<RangePlan>(std::move(plan));
   // Ingest files are opened (and locked) when a connection first takes their
   // blob, biggest first, the order the plan starts them in and the same in
   // every process: two pulls sharing blobs wait for each other's locks in one
@@ -67,6 +69,7 @@ Status DownloadScheduler::run(const std::vector<Descriptor>& descriptors, const 
   }
 
   budget_.emplace(options.initial_connections, options.max_connections);
+  plan_->set_connections(budget_->target());
   std::vector<std::thread> connections;
   auto grow_to = [&](int target) {
     while (static_cast<int>(connections.size()) < target && plan_->has_work()) connections.emplace_back([this] { work(); });
@@ -84,6 +87,7 @@ Status DownloadScheduler::run(const std::vector<Descriptor>& descriptors, const 
       std::lock_guard lock(budget_mutex_);
       target = budget_->update(ConnectionBudget::Clock::now(), bytes_received_.load());
     }
+    plan_->set_connections(target);
     grow_to(target);
   }
   wake_.notify_all();
@@ -130,6 +134,10 @@ Status DownloadScheduler::open(Blob& blob) {
     blob.follower->grew(held.contiguous_from(0));  // what a resumed file already holds
   }
   plan_->opened(blob.index, held);
+  // A record before the first piece writes a byte: a file killed before its
+  // next record must never be taken for a prefix of the blob (its holes are
+  // zeros).
+  if (blob.pieces) IMGPULL_TRY(blob.pieces->record());
   return {};
 }
 
@@ -263,6 +271,7 @@ Status DownloadScheduler::fetch_again(Blob& blob, Error wrong) {
   plan_->reset_blob(blob.index);
   if (blob.ranged) {
     blob.pieces = std::make_unique<RangedBlob>(d, *blob.writer, *plan_, blob.index, blob.follower, events_);
+    IMGPULL_TRY(blob.pieces->record());
   }
   if (blob.follower != nullptr) {
     IMGPULL_ASSIGN_OR_RETURN(int fd, blob.writer->open_reader());

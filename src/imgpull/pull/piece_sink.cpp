@@ -34,13 +34,17 @@ Status PieceSink::restart() {
   }
   carrying_ = true;
   write_pos_ = 0;
+  plan_.answered(piece_.id);
   return {};
 }
 
 Status PieceSink::write(const char* data, size_t size) {
   if (stop_.interrupted()) return Error(ErrorCode::kCancelled, "interrupted");
   if (stop_.failed()) return Error(ErrorCode::kUnavailable, "cancelled: another step of the pull failed");
-  if (!first_byte_at_) first_byte_at_ = std::chrono::steady_clock::now();
+  if (!first_byte_at_) {
+    first_byte_at_ = std::chrono::steady_clock::now();
+    plan_.answered(piece_.id);
+  }
   size_t kept = plan_.accept(piece_.id, size);
   bytes_received_ += kept;
   if (kept > 0) IMGPULL_TRY(behind_.append(std::span<const char>(data, kept)));

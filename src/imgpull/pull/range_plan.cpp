@@ -52,7 +52,7 @@ std::optional<Piece> RangePlan::start_piece(size_t index, Interval bytes) {
   Blob& blob = blobs_[index];
   Piece piece{next_id_++, index, bytes.start, bytes.end, blob.splittable && blob.open};
   blob.assigned.add(bytes.start, bytes.end);
-  flights_.emplace(piece.id, Flight{piece, 0, 0});
+  flights_.emplace(piece.id, Flight{piece, 0, 0, clock()});
   return piece;
 }
 
@@ -62,7 +62,14 @@ RangePlan::Choice RangePlan::choose() const {
     return std::any_of(flights_.begin(), flights_.end(), [&](const auto& f) { return f.second.piece.blob == i; });
   };
   size_t blobs_in_flight = 0;
-  for (size_t i = 0; i < blobs_.size(); ++i) blobs_in_flight += in_flight(i) ? 1 : 0;
+  uint64_t unassigned = 0;
+  for (size_t i = 0; i < blobs_.size(); ++i) {
+    blobs_in_flight += in_flight(i) ? 1 : 0;
+    unassigned += blobs_[i].size - blobs_[i].assigned.total();
+  }
+  // What is left, shared by the connections not busy yet.
+  uint64_t idle = static_cast<uint64_t>(std::max<int64_t>(1, connections_ - static_cast<int64_t>(flights_.size())));
+  uint64_t share = std::max<uint64_t>(2 * options_.min_split_bytes, (unassigned + idle - 1) / idle);
   bool may_start_blob = options_.max_blobs_in_flight == 0 || blobs_in_flight < options_.max_blobs_in_flight;
   // Bytes nobody fetches yet, from the most urgent blob, then the one with
   // the most work left.
@@ -94,8 +101,10 @@ RangePlan::Choice RangePlan::choose() const {
       if (started) continue;
       gap = {blob.held.contiguous_from(0), blob.size};
     } else {
+      if (started && !blob.answered) continue;  // its first answer first
       gap = *std::max_element(gaps.begin(), gaps.end(),
                               [](const Interval& a, const Interval& b) { return a.size() < b.size(); });
+      if (gap.size() > share + options_.min_split_bytes) gap.end = gap.start + share;
     }
     if (better(i)) {
       choice.blob = i;
@@ -106,9 +115,13 @@ RangePlan::Choice RangePlan::choose() const {
 
   // Else half of the largest range in flight.
   uint64_t most = 0;
+  auto now = clock();
   for (const auto& [id, f] : flights_) {
-    if (!f.piece.ranged || !blobs_[f.piece.blob].splittable || !blobs_[f.piece.blob].open) continue;
+    const Blob& blob = blobs_[f.piece.blob];
+    if (!f.piece.ranged || !blob.splittable || !blob.open || !blob.answered) continue;
     uint64_t left = f.piece.end - (f.piece.start + f.received);
+    double seconds = std::chrono::duration<double>(now - f.started).count();
+    if (f.received > 0 && seconds > 0 && left / (f.received / seconds) < options_.min_split_seconds) continue;
     if (left > most) {
       most = left;
       choice.split = id;
@@ -177,6 +190,21 @@ void RangePlan::release(uint64_t piece) {
   size_t blob = it->second.piece.blob;
   flights_.erase(it);
   recompute_assigned(blob);
+}
+
+std::chrono::steady_clock::time_point RangePlan::clock() const {
+  return options_.now ? options_.now() : std::chrono::steady_clock::now();
+}
+
+void RangePlan::set_connections(int n) {
+  std::lock_guard lock(mutex_);
+  connections_ = std::max(1, n);
+}
+
+void RangePlan::answered(uint64_t piece) {
+  std::lock_guard lock(mutex_);
+  auto it = flights_.find(piece);
+  if (it != flights_.end()) blobs_[it->second.piece.blob].answered = true;
 }
 
 uint64_t RangePlan::position(uint64_t piece) const {

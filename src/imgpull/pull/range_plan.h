@@ -4,9 +4,12 @@
 // A free connection gets, in order: the most urgent blob not started (the
 // config, which the rootfs applier waits for); else the unassigned bytes of
 // the blob with the most work left (a big blob starts first, LPT-style);
-// else half of the largest range still in flight, split at what its
-// connection has received so far — the connection holding it stops at the
-// new end. Small blobs are never split: one plain GET, no extra round trip.
+// (an equal share of what is left for each connection); else half of the
+// largest range still in flight, split at what its connection has received
+// so far — the connection holding it stops at the new end. A blob's first
+// piece is alone until its answer shows whether (and where) the server
+// serves ranges. Small blobs are never split: one plain GET, no extra round
+// trip.
 //
 //   RangePlan plan({.min_split_bytes = 4 << 20});
 //   size_t layer = plan.add_blob(size, /*priority=*/0, /*splittable=*/true, already_held);
@@ -20,7 +23,9 @@
 #pragma once
 
 #include <cstddef>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -49,6 +54,13 @@ class RangePlan {
     // connections beyond them split the ranges in flight. Docker's
     // --max-concurrent-downloads, which also orders the progress display.
     size_t max_blobs_in_flight = 0;
+    // A range is split only while its connection would need longer than this
+    // for the rest (at the rate it has had): a new piece costs a request, a
+    // cut-short one what was in flight beyond its end, so on a fast link a
+    // nearly done range is left to finish.
+    double min_split_seconds = 0.25;
+    // The clock for those rates; empty: steady_clock (tests give their own).
+    std::function<std::chrono::steady_clock::time_point()> now;
   };
   explicit RangePlan(Options options) : options_(options) {}
 
@@ -79,6 +91,17 @@ class RangePlan {
   // The connection is done with the piece: what it wrote is held, what it did
   // not goes back to be fetched by the next free connection.
   void release(uint64_t piece);
+
+  // How many connections share the work now: a range handed out fresh is at
+  // most an equal share of what is left, so that they start on disjoint
+  // ranges rather than by cutting each other's short (what was on its way to
+  // a cut-short range is wasted).
+  void set_connections(int n);
+
+  // The piece's first answer arrived (bytes, or a 200 for the whole blob):
+  // whether the server serves ranges, and where (a redirect), is known, so
+  // the blob may now be split. Before, a split would only repeat the question.
+  void answered(uint64_t piece);
 
   // Where the piece's connection is (its next byte), and where it must stop.
   uint64_t position(uint64_t piece) const;
@@ -117,11 +140,13 @@ class RangePlan {
     IntervalSet assigned;  // held, or in some piece's [start, end)
     uint64_t carrier = 0;  // the piece carrying the whole blob (a server ignoring Range)
     bool open = true;      // false until its ingest file is open (add_unopened_blob)
+    bool answered = false;  // a piece of it got its first answer (see answered())
   };
   struct Flight {
     Piece piece;
     uint64_t received = 0;  // bytes accepted, from piece.start
     uint64_t written = 0;   // of those, in the file
+    std::chrono::steady_clock::time_point started;
   };
 
   // next() without its effects: the blob and bytes to start, or the piece to
@@ -133,6 +158,7 @@ class RangePlan {
   };
   Choice choose() const;
   std::optional<Piece> start_piece(size_t blob, Interval bytes);
+  std::chrono::steady_clock::time_point clock() const;
   void recompute_assigned(size_t blob);
 
   Options options_;
@@ -140,6 +166,7 @@ class RangePlan {
   std::vector<Blob> blobs_;
   std::map<uint64_t, Flight> flights_;
   uint64_t next_id_ = 1;
+  int connections_ = 1;
 };
 
 }  // namespace imgpull

@@ -7,14 +7,20 @@ namespace {
 
 constexpr uint64_t MiB = 1 << 20;
 
-// Receives and writes `n` bytes of a piece, as a connection would.
+// Receives `n` bytes of a piece, as a connection would (its first answer
+// came with them).
 void receive(RangePlan& plan, const Piece& p, uint64_t n) {
+  plan.answered(p.id);
   uint64_t got = plan.accept(p.id, n);
   ASSERT_EQ(got, n);
 }
 
+// A clock that stands still: no piece has a rate, so sizes alone decide
+// (FastRangesAreLeftToFinish moves one by hand).
+std::chrono::steady_clock::time_point frozen() { return {}; }
+
 TEST(RangePlan, SmallBlobsAreWholeAndUrgentOnesGoFirst) {
-  RangePlan plan({.min_split_bytes = 4 * MiB});
+  RangePlan plan({.min_split_bytes = 4 * MiB, .now = frozen});
   size_t layer = plan.add_blob(MiB, 0, /*splittable=*/false);
   size_t config = plan.add_blob(2000, 1, false);
   auto first = plan.next();
@@ -30,7 +36,7 @@ TEST(RangePlan, SmallBlobsAreWholeAndUrgentOnesGoFirst) {
 }
 
 TEST(RangePlan, TheBiggestBlobStartsFirst) {
-  RangePlan plan({.min_split_bytes = MiB});
+  RangePlan plan({.min_split_bytes = MiB, .now = frozen});
   size_t small = plan.add_blob(10 * MiB, 0, true);
   size_t big = plan.add_blob(100 * MiB, 0, true);
   EXPECT_EQ(plan.next()->blob, big);
@@ -38,7 +44,7 @@ TEST(RangePlan, TheBiggestBlobStartsFirst) {
 }
 
 TEST(RangePlan, AFreeConnectionTakesHalfOfTheLargestRangeInFlight) {
-  RangePlan plan({.min_split_bytes = MiB});
+  RangePlan plan({.min_split_bytes = MiB, .now = frozen});
   plan.add_blob(64 * MiB, 0, true);
   auto a = *plan.next();
   EXPECT_EQ(a.start, 0u);
@@ -58,7 +64,7 @@ TEST(RangePlan, AFreeConnectionTakesHalfOfTheLargestRangeInFlight) {
 }
 
 TEST(RangePlan, NothingBelowTwiceTheMinimumIsSplit) {
-  RangePlan plan({.min_split_bytes = 4 * MiB});
+  RangePlan plan({.min_split_bytes = 4 * MiB, .now = frozen});
   plan.add_blob(7 * MiB, 0, true);
   auto a = *plan.next();
   EXPECT_FALSE(plan.next());
@@ -67,7 +73,7 @@ TEST(RangePlan, NothingBelowTwiceTheMinimumIsSplit) {
 }
 
 TEST(RangePlan, WhatAConnectionDidNotWriteGoesBack) {
-  RangePlan plan({.min_split_bytes = 64 * MiB});
+  RangePlan plan({.min_split_bytes = 64 * MiB, .now = frozen});
   size_t blob = plan.add_blob(10 * MiB, 0, true);
   auto a = *plan.next();
   receive(plan, a, 3 * MiB);
@@ -83,12 +89,13 @@ TEST(RangePlan, WhatAConnectionDidNotWriteGoesBack) {
 }
 
 TEST(RangePlan, AResumedBlobFetchesOnlyItsHoles) {
-  RangePlan plan({.min_split_bytes = 64 * MiB});
+  RangePlan plan({.min_split_bytes = 64 * MiB, .now = frozen});
   IntervalSet held;
   held.add(0, 4 * MiB);
   held.add(6 * MiB, 10 * MiB);
   size_t blob = plan.add_blob(12 * MiB, 0, true, held);
   auto a = *plan.next();
+  plan.answered(a.id);
   auto b = *plan.next();
   EXPECT_EQ(std::min(a.start, b.start), 4 * MiB);
   EXPECT_EQ(std::max(a.start, b.start), 10 * MiB);
@@ -97,9 +104,10 @@ TEST(RangePlan, AResumedBlobFetchesOnlyItsHoles) {
 }
 
 TEST(RangePlan, ACarrierOfTheWholeBlobStopsTheOthers) {
-  RangePlan plan({.min_split_bytes = MiB});
+  RangePlan plan({.min_split_bytes = MiB, .now = frozen});
   size_t blob = plan.add_blob(64 * MiB, 0, true);
   auto a = *plan.next();
+  plan.answered(a.id);
   auto b = *plan.next();  // [32, 64)
   receive(plan, a, MiB);
   EXPECT_TRUE(plan.carry_whole(b.id));  // b's answer was 200: the whole blob
@@ -114,7 +122,7 @@ TEST(RangePlan, ACarrierOfTheWholeBlobStopsTheOthers) {
 }
 
 TEST(RangePlan, AResetBlobIsFetchedAgainFromItsFirstByte) {
-  RangePlan plan({.min_split_bytes = 64 * MiB});
+  RangePlan plan({.min_split_bytes = 64 * MiB, .now = frozen});
   size_t blob = plan.add_blob(10 * MiB, 0, true);
   auto a = *plan.next();
   receive(plan, a, 10 * MiB);
@@ -128,11 +136,12 @@ TEST(RangePlan, AResetBlobIsFetchedAgainFromItsFirstByte) {
 }
 
 TEST(RangePlan, AtMostSoManyBlobsAtOnceTheRestSplits) {
-  RangePlan plan({.min_split_bytes = MiB, .max_blobs_in_flight = 1});
+  RangePlan plan({.min_split_bytes = MiB, .max_blobs_in_flight = 1, .now = frozen});
   size_t big = plan.add_blob(64 * MiB, 0, true);
   size_t other = plan.add_blob(32 * MiB, 0, true);
   auto a = *plan.next();
   EXPECT_EQ(a.blob, big);
+  plan.answered(a.id);
   auto b = *plan.next();
   EXPECT_EQ(b.blob, big) << "the second blob waits; the first is split";
   EXPECT_TRUE(plan.has_work());
@@ -146,8 +155,44 @@ TEST(RangePlan, AtMostSoManyBlobsAtOnceTheRestSplits) {
   EXPECT_EQ(plan.next()->blob, other);
 }
 
+TEST(RangePlan, FreshRangesAreEqualSharesForTheConnections) {
+  RangePlan plan({.min_split_bytes = MiB, .now = frozen});
+  plan.set_connections(4);
+  plan.add_blob(64 * MiB, 0, true);
+  auto a = *plan.next();
+  EXPECT_EQ(a.end - a.start, 16 * MiB);
+  EXPECT_FALSE(plan.next()) << "the rest waits for the first answer";
+  plan.answered(a.id);
+  for (uint64_t start : {16 * MiB, 32 * MiB, 48 * MiB}) {
+    auto p = *plan.next();
+    EXPECT_EQ(p.start, start) << "disjoint, nobody cut short";
+    EXPECT_EQ(plan.accept(p.id, 64 * MiB), 16 * MiB);
+  }
+}
+
+TEST(RangePlan, NoSplitBeforeTheFirstAnswer) {
+  RangePlan plan({.min_split_bytes = MiB, .now = frozen});
+  plan.add_blob(64 * MiB, 0, true);
+  auto a = *plan.next();
+  EXPECT_FALSE(plan.next()) << "Range support and a redirect are not known yet";
+  plan.answered(a.id);
+  EXPECT_TRUE(plan.next());
+}
+
+TEST(RangePlan, FastRangesAreLeftToFinish) {
+  std::chrono::steady_clock::time_point t{};
+  RangePlan plan({.min_split_bytes = MiB, .min_split_seconds = 0.25, .now = [&] { return t; }});
+  plan.add_blob(64 * MiB, 0, true);
+  auto a = *plan.next();
+  t += std::chrono::milliseconds(100);
+  receive(plan, a, 32 * MiB);  // 320 MiB/s: the other 32 MiB take 0.1 s
+  EXPECT_FALSE(plan.next());
+  t += std::chrono::seconds(10);  // now 3.2 MiB/s: 10 s left
+  EXPECT_TRUE(plan.next());
+}
+
 TEST(RangePlan, ABlobOfNoBytesNeedsNoRequest) {
-  RangePlan plan({});
+  RangePlan plan({.now = frozen});
   size_t blob = plan.add_blob(0, 0, false);
   EXPECT_TRUE(plan.complete(blob));
   EXPECT_FALSE(plan.next());
