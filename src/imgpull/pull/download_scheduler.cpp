@@ -49,14 +49,11 @@ Status DownloadScheduler::run(const std::vector<Descriptor>& descriptors, const 
   plan.min_split_bytes = options.min_piece_bytes;
   plan.max_blobs_in_flight = static_cast<size_t>(std::max(0, options.max_concurrent_blobs));
   plan_ = std::make_unique<RangePlan>(std::move(plan));
-  // Ingest files are opened (and locked) when a connection first takes their
-  // blob, biggest first, the order the plan starts them in and the same in
-  // every process: two pulls sharing blobs wait for each other's locks in one
-  // order, so never in a circle. Only blobs in flight hold descriptors.
+  // Blobs start biggest first (then in the manifest's order, as docker
+  // shows them); a blob's ingest file is opened (and locked) when a
+  // connection first takes it, so only blobs in flight hold descriptors.
   std::vector<Descriptor> order = descriptors;
-  std::stable_sort(order.begin(), order.end(), [](const Descriptor& a, const Descriptor& b) {
-    return a.size != b.size ? a.size > b.size : a.digest.str() < b.digest.str();
-  });
+  std::stable_sort(order.begin(), order.end(), [](const Descriptor& a, const Descriptor& b) { return a.size > b.size; });
   for (const auto& d : order) {
     auto blob = std::make_unique<Blob>(d);
     if (auto it = followed_.find(d.digest); it != followed_.end()) blob->follower = it->second.get();
@@ -227,7 +224,10 @@ Status DownloadScheduler::fetch_piece(Blob& blob, const Piece& piece) {
 Status DownloadScheduler::finish(Blob& blob) {
   const Descriptor& d = blob.descriptor;
   Status committed;
-  if (blob.pieces) committed = blob.pieces->finish_hash();
+  if (blob.pieces) {
+    blob.pieces->stop_recording();  // a late piece's record must not outlive the commit
+    committed = blob.pieces->finish_hash();
+  }
   if (committed.ok()) {
     events_.layer(PullEvent::Kind::kLayerVerifying, d, blob.writer->bytes_written());
     committed = blob.writer->commit();  // a wrong blob is discarded by it

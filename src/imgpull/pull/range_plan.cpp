@@ -50,6 +50,7 @@ bool RangePlan::is_open(size_t blob) const {
 
 std::optional<Piece> RangePlan::start_piece(size_t index, Interval bytes) {
   Blob& blob = blobs_[index];
+  blob.started = true;
   Piece piece{next_id_++, index, bytes.start, bytes.end, blob.splittable && blob.open};
   blob.assigned.add(bytes.start, bytes.end);
   flights_.emplace(piece.id, Flight{piece, 0, 0, clock()});
@@ -64,7 +65,8 @@ RangePlan::Choice RangePlan::choose() const {
   size_t blobs_in_flight = 0;
   uint64_t unassigned = 0;
   for (size_t i = 0; i < blobs_.size(); ++i) {
-    blobs_in_flight += in_flight(i) ? 1 : 0;
+    const Blob& blob = blobs_[i];
+    blobs_in_flight += blob.started && blob.held.contiguous_from(0) < blob.size ? 1 : 0;
     unassigned += blobs_[i].size - blobs_[i].assigned.total();
   }
   // What is left, shared by the connections not busy yet.
@@ -83,7 +85,7 @@ RangePlan::Choice RangePlan::choose() const {
   for (size_t i = 0; i < blobs_.size(); ++i) {
     const Blob& blob = blobs_[i];
     bool started = in_flight(i);
-    if (!started && !may_start_blob) continue;
+    if (!blob.started && !may_start_blob) continue;
     if (!blob.open) {
       // Taken by one connection, to open its file (even for 0 bytes).
       if (started) continue;

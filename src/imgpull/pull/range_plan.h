@@ -141,6 +141,7 @@ class RangePlan {
     uint64_t carrier = 0;  // the piece carrying the whole blob (a server ignoring Range)
     bool open = true;      // false until its ingest file is open (add_unopened_blob)
     bool answered = false;  // a piece of it got its first answer (see answered())
+    bool started = false;   // a piece of it was handed out (it counts against max_blobs_in_flight until complete)
   };
   struct Flight {
     Piece piece;

@@ -29,10 +29,16 @@ Status RangedBlob::hash_prefix(uint64_t offset, std::span<const char> bytes) {
 
 Status RangedBlob::record() {
   std::lock_guard lock(record_mutex_);
+  if (!recording_) return {};
   unrecorded_ = 0;
   BlobWriter::Ranges ranges;
   for (const auto& i : plan_.held(index_).intervals()) ranges.emplace_back(i.start, i.end);
   return writer_.record_ranges(ranges);
+}
+
+void RangedBlob::stop_recording() {
+  std::lock_guard lock(record_mutex_);
+  recording_ = false;
 }
 
 Status RangedBlob::finish_hash() {

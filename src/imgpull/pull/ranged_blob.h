@@ -37,6 +37,9 @@ class RangedBlob {
   Status write(uint64_t piece, uint64_t offset, std::span<const char> bytes);
   // Records what is held now (a piece ended, or the pull stops).
   Status record();
+  // No record from now on: the blob is being committed (or discarded), and
+  // the record goes with its file.
+  void stop_recording();
   // Every byte is held: hashes what is not hashed yet. Then commit the writer.
   Status finish_hash();
 
@@ -54,6 +57,7 @@ class RangedBlob {
   std::mutex hash_mutex_;
   std::mutex record_mutex_;
   std::atomic<uint64_t> unrecorded_{0};  // bytes written since the last record
+  bool recording_ = true;                 // guarded by record_mutex_
   std::atomic<uint64_t> next_report_{0};
 };
 
