@@ -48,12 +48,18 @@ Status DownloadScheduler::run(const std::vector<Descriptor>& descriptors, const 
   RangePlan::Options plan;
   plan.min_split_bytes = options.min_piece_bytes;
   plan.max_blobs_in_flight = static_cast<size_t>(std::max(0, options.max_concurrent_blobs));
+  // Docker's flag brings docker's order: the layers in the manifest's order.
+  plan.biggest_first = options.max_concurrent_blobs <= 0;
+  const bool biggest_first = plan.biggest_first;
   plan_ = std::make_unique<RangePlan>(std::move(plan));
-  // Blobs start biggest first (then in the manifest's order, as docker
-  // shows them); a blob's ingest file is opened (and locked) when a
-  // connection first takes it, so only blobs in flight hold descriptors.
+  // Blobs start biggest first (then in the manifest's order), or with
+  // --max-concurrent-downloads in the manifest's order; a blob's ingest file
+  // is opened (and locked) when a connection first takes it, so only blobs in
+  // flight hold descriptors.
   std::vector<Descriptor> order = descriptors;
-  std::stable_sort(order.begin(), order.end(), [](const Descriptor& a, const Descriptor& b) { return a.size > b.size; });
+  if (biggest_first) {
+    std::stable_sort(order.begin(), order.end(), [](const Descriptor& a, const Descriptor& b) { return a.size > b.size; });
+  }
   for (const auto& d : order) {
     auto blob = std::make_unique<Blob>(d);
     if (auto it = followed_.find(d.digest); it != followed_.end()) blob->follower = it->second.get();

@@ -80,6 +80,7 @@ RangePlan::Choice RangePlan::choose() const {
     const Blob& a = blobs_[i];
     const Blob& b = blobs_[*choice.blob];
     if (a.priority != b.priority) return a.priority > b.priority;
+    if (!options_.biggest_first) return false;  // the first added wins
     return a.size - a.held.total() > b.size - b.held.total();
   };
   for (size_t i = 0; i < blobs_.size(); ++i) {

@@ -54,6 +54,9 @@ class RangePlan {
     // connections beyond them split the ranges in flight. Docker's
     // --max-concurrent-downloads, which also orders the progress display.
     size_t max_blobs_in_flight = 0;
+    // Blobs start with the one with most left; false: in the order they were
+    // added (docker's order, with --max-concurrent-downloads).
+    bool biggest_first = true;
     // A range is split only while its connection would need longer than this
     // for the rest (at the rate it has had): a new piece costs a request, a
     // cut-short one what was in flight beyond its end, so on a fast link a
