@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "imgpull/bundle.h"
 #include "imgpull/credentials.h"
 #include "imgpull/digest.h"
 #include "imgpull/error.h"
@@ -125,6 +126,11 @@ struct PullRequest {
   std::function<void(const PullEvent&)> on_event;
   // Things skipped while making the rootfs (device nodes without root, ...).
   std::function<void(std::string_view)> on_warning;
+
+  // Non-empty: make an OCI runtime bundle (bundle.h) in this directory: its
+  // rootfs/ made as `rootfs` is, then config.json. Not together with `rootfs`.
+  std::filesystem::path bundle;
+  BundleOptions bundle_options;
 };
 
 struct UnpackRequest {
@@ -132,6 +138,10 @@ struct UnpackRequest {
   bool sync = false;   // flush the rootfs to stable storage before returning (see PullRequest)
   std::function<void(std::string_view)> on_warning;
   std::function<void(size_t index, const Descriptor& layer)> on_layer_applied;
+
+  // Set: `dir` becomes an OCI runtime bundle (bundle.h): the rootfs in
+  // dir/rootfs, then dir/config.json.
+  std::optional<BundleOptions> bundle;
 };
 
 class Client {

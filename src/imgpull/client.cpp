@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "bundle/bundle.h"
 #include "remote/hosts.h"
 #include "remote/http.h"
 #include "pull/pull.h"
@@ -115,6 +116,7 @@ Result<PullResult> Client::pull(std::string_view reference, const PullRequest& r
 }
 
 Result<PullResult> Client::pull(const Reference& ref, const PullRequest& request) {
+  if (!request.bundle.empty()) return bundle::pull_bundle(*this, ref, request);
   RegistryOptions registry = impl_->registry;
   // Mirrors and per-host settings, read at each pull (containerd's hosts.toml).
   auto hosts = load_hosts_config(impl_->certs_roots, ref.domain, ref.registry_host());
@@ -156,6 +158,7 @@ Result<PullResult> Client::pull(const Reference& ref, const PullRequest& request
 }
 
 Status Client::unpack(const Reference& ref, const fs::path& dir, const UnpackRequest& request) {
+  if (request.bundle) return bundle::unpack_bundle(*this, ref, dir, request);
   std::string context = "unpacking " + ref.str();
   auto record = impl_->store.find_image(store_name_for(ref));
   if (!record) return std::move(record).error().wrap(context);
