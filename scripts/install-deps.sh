@@ -29,9 +29,8 @@ packages=(
   # libFuzzer targets (scripts/fuzz.sh): clang and its fuzzer/sanitizer runtimes
   clang-14 libclang-rt-14-dev
   # bundles (test_bundle, test_rootless): runc starts them, as root and rootless;
-  # uidmap's newuidmap/newgidmap give a rootless bundle the user's subordinate ids;
-  # attr's getfattr reads the user.rootlesscontainers records umoci and we write
-  runc uidmap attr
+  # uidmap's newuidmap/newgidmap give a rootless bundle the user's subordinate ids
+  runc uidmap
 )
 
 missing=()
