@@ -124,7 +124,9 @@ struct PullRequest {
   bool sync = false;
   // Called from the download threads, one call at a time.
   std::function<void(const PullEvent&)> on_event;
-  // Things skipped while making the rootfs (device nodes without root, ...).
+  // Things skipped while making the rootfs (aufs metadata, sockets, ...; not
+  // running as root, what could not be applied, in one line at the end), and
+  // what may keep a bundle from starting.
   std::function<void(std::string_view)> on_warning;
 
   // Non-empty: make an OCI runtime bundle (bundle.h) in this directory: its
