@@ -28,6 +28,9 @@ packages=(
   podman groff-base
   # libFuzzer targets (scripts/fuzz.sh): clang and its fuzzer/sanitizer runtimes
   clang-14 libclang-rt-14-dev
+  # bundles (test_bundle, test_rootless): runc starts them, as root and rootless;
+  # uidmap's newuidmap/newgidmap give a rootless bundle the user's subordinate ids
+  runc uidmap
 )
 
 missing=()

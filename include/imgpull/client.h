@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "imgpull/bundle.h"
 #include "imgpull/credentials.h"
 #include "imgpull/digest.h"
 #include "imgpull/error.h"
@@ -123,8 +124,15 @@ struct PullRequest {
   bool sync = false;
   // Called from the download threads, one call at a time.
   std::function<void(const PullEvent&)> on_event;
-  // Things skipped while making the rootfs (device nodes without root, ...).
+  // Things skipped while making the rootfs (aufs metadata, sockets, ...; not
+  // running as root, what could not be applied, in one line at the end), and
+  // what may keep a bundle from starting.
   std::function<void(std::string_view)> on_warning;
+
+  // Non-empty: make an OCI runtime bundle (bundle.h) in this directory: its
+  // rootfs/ made as `rootfs` is, then config.json. Not together with `rootfs`.
+  std::filesystem::path bundle;
+  BundleOptions bundle_options;
 };
 
 struct UnpackRequest {
@@ -132,6 +140,10 @@ struct UnpackRequest {
   bool sync = false;   // flush the rootfs to stable storage before returning (see PullRequest)
   std::function<void(std::string_view)> on_warning;
   std::function<void(size_t index, const Descriptor& layer)> on_layer_applied;
+
+  // Set: `dir` becomes an OCI runtime bundle (bundle.h): the rootfs in
+  // dir/rootfs, then dir/config.json.
+  std::optional<BundleOptions> bundle;
 };
 
 class Client {

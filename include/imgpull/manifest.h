@@ -114,14 +114,36 @@ struct HistoryEntry {
   bool empty_layer = false;
 };
 
+// How a container of the image runs: the config's "config" object (OCI
+// image-spec "config", Docker's container config). Absent and null fields
+// read as empty.
+struct RunConfig {
+  std::string user;  // "name", "uid", "name:group", "uid:gid", ...; "" is root
+  std::vector<std::string> entrypoint;
+  std::vector<std::string> cmd;
+  std::vector<std::string> env;  // "NAME=value"
+  std::string working_dir;
+  std::map<std::string, std::string> labels;
+  std::vector<std::string> exposed_ports;  // the keys of ExposedPorts: "80/tcp"
+  std::vector<std::string> volumes;        // the keys of Volumes
+  std::string stop_signal;
+  std::string hostname;  // Docker's legacy config field; OCI configs have none
+};
+
 struct ImageConfig {
   std::string created;  // RFC 3339, "" when absent
+  std::string author;
   Platform platform;
   std::vector<Digest> diff_ids;
   std::vector<HistoryEntry> history;
+  RunConfig run;
   nlohmann::json raw;  // the whole document, for `inspect`
 };
 
+// A field of "config" with the wrong type (a number for Cmd, an object for
+// Env) is kCorrupt, as Docker refuses such a config when it pulls: guessing
+// would run another command than the image says. Entrypoint and Cmd may be a
+// single string, as Docker reads them.
 Result<ImageConfig> parse_config(std::string_view bytes);
 
 // Serialises a descriptor as the OCI spec writes it (for index.json and for

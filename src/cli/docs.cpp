@@ -33,7 +33,7 @@ std::vector<std::string> spellings(const CLI::Option& o) {
 // Options whose value is a path get file or directory completion; the rest
 // complete nothing (a reference, a number), as docker's completion does.
 std::string value_completion(const CLI::Option& o) {
-  static const std::set<std::string> dirs = {"root", "rootfs", "certs-dir"};
+  static const std::set<std::string> dirs = {"root", "rootfs", "bundle", "certs-dir"};
   static const std::set<std::string> files = {"output"};
   for (const auto& l : o.get_lnames()) {
     if (dirs.count(l)) return "dir";

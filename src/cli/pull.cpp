@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "bundle_cmd.h"
 #include "commands.h"
 #include "imgpull/client.h"
 #include "imgpull/reference.h"
@@ -25,6 +26,8 @@ namespace {
 struct PullFlags {
   std::string reference;
   std::string rootfs;
+  std::string bundle;      // --bundle DIR: an OCI runtime bundle (rootfs/ + config.json)
+  std::string bundle_cmd;  // --bundle-cmd: a JSON array replacing the image's Cmd
   bool force = false;
   bool fetch_foreign_layers = false;
   bool sync = false;
@@ -62,6 +65,12 @@ int run_pull(const GlobalOptions& g, const PullFlags& flags) {
     auto platform = Platform::parse(flags.platform);
     if (!platform) return failed(platform.error());
     request.platform = *platform;
+  }
+  request.bundle = flags.bundle;
+  if (!flags.bundle_cmd.empty()) {
+    auto cmd = parse_bundle_cmd(flags.bundle_cmd);
+    if (!cmd) return failed(cmd.error());
+    request.bundle_options.cmd = std::move(cmd).value();
   }
   ClientOptions options = client_options(g);
   options.cancelled = interrupted;
@@ -136,9 +145,17 @@ void add_pull_command(CLI::App& app, const GlobalOptions& g, Runner& run) {
   pull->add_flag("--json", flags->json,
                  "Print progress as JSON, one object per line (see README), ending with a summary")
       ->excludes(quiet);
-  pull->add_option("--rootfs", flags->rootfs,
-                   "Also make the image's root filesystem in DIR, applying layers as they download");
-  pull->add_flag("--force", flags->force, "With --rootfs: unpack into a directory that is not empty");
+  auto* rootfs = pull->add_option("--rootfs", flags->rootfs,
+                                   "Also make the image's root filesystem in DIR, applying layers as they download");
+  auto* bundle = pull->add_option("--bundle", flags->bundle,
+                                  "Also make an OCI runtime bundle in DIR: DIR/rootfs as --rootfs makes it, and "
+                                  "DIR/config.json from the image config, which `runc run` starts")
+                     ->excludes(rootfs);
+  pull->add_option("--bundle-cmd", flags->bundle_cmd,
+                   "With --bundle: run this instead of the image's Cmd (its Entrypoint kept), a JSON array: "
+                   "'[\"nginx\", \"-g\", \"daemon off;\"]'")
+      ->needs(bundle);
+  pull->add_flag("--force", flags->force, "With --rootfs or --bundle: unpack into a directory that is not empty");
   pull->add_option("--max-layer-size", flags->max_layer_bytes,
                    "With --rootfs: refuse a layer whose uncompressed tar is larger (bytes; a gzip-bomb bound)")
       ->default_val(flags->max_layer_bytes);
@@ -147,7 +164,8 @@ void add_pull_command(CLI::App& app, const GlobalOptions& g, Runner& run) {
   pull->add_flag("--fetch-foreign-layers", flags->fetch_foreign_layers,
                  "Download non-distributable layers from the URLs in their descriptors (no credentials sent)");
   pull->footer("Examples:\n  imgpull pull debian:12\n  imgpull pull --platform linux/arm64 localhost:5000/app:1.0\n"
-               "  imgpull pull --rootfs /tmp/debian debian:12");
+               "  imgpull pull --rootfs /tmp/debian debian:12\n"
+               "  imgpull pull --bundle web nginx:latest && cd web && runc run web1");
   run_when_parsed(*pull, run, [&g, flags] {
     handle_interrupts();  // before the pull starts any thread
     return run_pull(g, *flags);

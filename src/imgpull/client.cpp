@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "bundle/bundle.h"
 #include "remote/hosts.h"
 #include "remote/http.h"
 #include "pull/pull.h"
@@ -71,7 +72,14 @@ unpack::ApplyOptions apply_options(const std::function<void(std::string_view)>& 
   unpack::ApplyOptions apply;
   apply.warn = on_warning;
   if (max_layer_bytes) apply.max_uncompressed_bytes = *max_layer_bytes;
+  // Without root, what could not be applied is said once, after the last layer.
+  if (!apply.preserve_ownership) apply.unapplied = std::make_shared<unpack::UnappliedTally>();
   return apply;
+}
+
+void report_unapplied(const unpack::ApplyOptions& apply, const std::function<void(std::string_view)>& on_warning) {
+  if (!apply.unapplied || !on_warning) return;
+  if (auto summary = apply.unapplied->summary()) on_warning(*summary);
 }
 
 }  // namespace
@@ -108,6 +116,7 @@ Result<PullResult> Client::pull(std::string_view reference, const PullRequest& r
 }
 
 Result<PullResult> Client::pull(const Reference& ref, const PullRequest& request) {
+  if (!request.bundle.empty()) return bundle::pull_bundle(*this, ref, request);
   RegistryOptions registry = impl_->registry;
   // Mirrors and per-host settings, read at each pull (containerd's hosts.toml).
   auto hosts = load_hosts_config(impl_->certs_roots, ref.domain, ref.registry_host());
@@ -138,6 +147,7 @@ Result<PullResult> Client::pull(const Reference& ref, const PullRequest& request
     options.apply = apply_options(request.on_warning, request.max_layer_bytes);
   }
   auto pulled = pull_image(impl_->store, ref, options, connect);
+  if (pulled && rootfs) report_unapplied(options.apply, request.on_warning);
   if (pulled && request.sync) {
     std::vector<fs::path> written{impl_->store.root()};
     if (!request.rootfs.empty()) written.push_back(request.rootfs);
@@ -148,6 +158,7 @@ Result<PullResult> Client::pull(const Reference& ref, const PullRequest& request
 }
 
 Status Client::unpack(const Reference& ref, const fs::path& dir, const UnpackRequest& request) {
+  if (request.bundle) return bundle::unpack_bundle(*this, ref, dir, request);
   std::string context = "unpacking " + ref.str();
   auto record = impl_->store.find_image(store_name_for(ref));
   if (!record) return std::move(record).error().wrap(context);
@@ -163,9 +174,10 @@ Status Client::unpack(const Reference& ref, const fs::path& dir, const UnpackReq
   auto from_store = [&](size_t i) { return open_layer_from_store(impl_->store, layers[i]); };
   std::function<void(size_t)> on_layer;
   if (request.on_layer_applied) on_layer = [&](size_t i) { request.on_layer_applied(i, layers[i]); };
-  Status done = apply_layers(rootfs->get(), image->manifest, image->config, from_store,
-                             apply_options(request.on_warning, std::nullopt), on_layer);
+  unpack::ApplyOptions apply = apply_options(request.on_warning, std::nullopt);
+  Status done = apply_layers(rootfs->get(), image->manifest, image->config, from_store, apply, on_layer);
   if (!done.ok()) return std::move(done).error().wrap(context);
+  report_unapplied(apply, request.on_warning);
   if (request.sync) {
     Status synced = sync_filesystems({dir});
     if (!synced.ok()) return std::move(synced).error().wrap(context);

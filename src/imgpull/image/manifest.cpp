@@ -96,6 +96,85 @@ Result<std::vector<Descriptor>> descriptor_list(const json& doc, const char* key
   return out;
 }
 
+// The fields of a config's "config" object are read as Docker reads them
+// (Go's encoding/json): null is absent, and so is a null in a list or map of
+// strings; any other type is an error naming the field.
+Error run_field_error(const char* field, std::string_view expected) {
+  return corrupt(fmt::format("image config: config.{} is not {}", field, expected));
+}
+
+Result<std::string> run_string(const json& run, const char* field) {
+  auto it = run.find(field);
+  if (it == run.end() || it->is_null()) return std::string();
+  if (!it->is_string()) return run_field_error(field, "a string");
+  return it->get<std::string>();
+}
+
+// `single_string_is_list`: a string is a one-element list (moby's strslice,
+// for Entrypoint and Cmd).
+Result<std::vector<std::string>> run_string_list(const json& run, const char* field,
+                                                 bool single_string_is_list) {
+  std::vector<std::string> out;
+  auto it = run.find(field);
+  if (it == run.end() || it->is_null()) return out;
+  if (single_string_is_list && it->is_string()) {
+    out.push_back(it->get<std::string>());
+    return out;
+  }
+  if (!it->is_array()) return run_field_error(field, "an array of strings");
+  for (const auto& item : *it) {
+    if (item.is_null()) {
+      out.emplace_back();
+    } else if (item.is_string()) {
+      out.push_back(item.get<std::string>());
+    } else {
+      return run_field_error(field, "an array of strings");
+    }
+  }
+  return out;
+}
+
+Result<std::map<std::string, std::string>> run_string_map(const json& run, const char* field) {
+  std::map<std::string, std::string> out;
+  auto it = run.find(field);
+  if (it == run.end() || it->is_null()) return out;
+  if (!it->is_object()) return run_field_error(field, "an object of strings");
+  for (const auto& [key, value] : it->items()) {
+    if (!value.is_null() && !value.is_string()) return run_field_error(field, "an object of strings");
+    out[key] = value.is_string() ? value.get<std::string>() : "";
+  }
+  return out;
+}
+
+// ExposedPorts and Volumes are sets written as objects whose values are {}.
+Result<std::vector<std::string>> run_key_set(const json& run, const char* field) {
+  std::vector<std::string> out;
+  auto it = run.find(field);
+  if (it == run.end() || it->is_null()) return out;
+  if (!it->is_object()) return run_field_error(field, "an object");
+  for (const auto& [key, value] : it->items()) out.push_back(key);
+  return out;
+}
+
+Result<RunConfig> parse_run_config(const json& doc) {
+  RunConfig run;
+  auto it = doc.find("config");
+  if (it == doc.end() || it->is_null()) return run;
+  if (!it->is_object()) return corrupt("image config: \"config\" is not an object");
+  const json& c = *it;
+  IMGPULL_ASSIGN_OR_RETURN(run.user, run_string(c, "User"));
+  IMGPULL_ASSIGN_OR_RETURN(run.entrypoint, run_string_list(c, "Entrypoint", true));
+  IMGPULL_ASSIGN_OR_RETURN(run.cmd, run_string_list(c, "Cmd", true));
+  IMGPULL_ASSIGN_OR_RETURN(run.env, run_string_list(c, "Env", false));
+  IMGPULL_ASSIGN_OR_RETURN(run.working_dir, run_string(c, "WorkingDir"));
+  IMGPULL_ASSIGN_OR_RETURN(run.labels, run_string_map(c, "Labels"));
+  IMGPULL_ASSIGN_OR_RETURN(run.exposed_ports, run_key_set(c, "ExposedPorts"));
+  IMGPULL_ASSIGN_OR_RETURN(run.volumes, run_key_set(c, "Volumes"));
+  IMGPULL_ASSIGN_OR_RETURN(run.stop_signal, run_string(c, "StopSignal"));
+  IMGPULL_ASSIGN_OR_RETURN(run.hostname, run_string(c, "Hostname"));
+  return run;
+}
+
 }  // namespace
 
 std::string manifest_accept_header() {
@@ -281,6 +360,7 @@ Result<ImageConfig> parse_config(std::string_view bytes) {
   if (doc.is_discarded() || !doc.is_object()) return corrupt("image config is not a JSON object");
   ImageConfig config;
   config.created = string_field(doc, "created");
+  config.author = string_field(doc, "author");
   config.platform = Platform{string_field(doc, "os"), string_field(doc, "architecture"),
                              string_field(doc, "variant"), string_field(doc, "os.version")};
   auto rootfs = doc.find("rootfs");
@@ -302,6 +382,7 @@ Result<ImageConfig> parse_config(std::string_view bytes) {
                                             bool_field(h, "empty_layer")});
     }
   }
+  IMGPULL_ASSIGN_OR_RETURN(config.run, parse_run_config(doc));
   config.raw = std::move(doc);
   return config;
 }

@@ -175,6 +175,69 @@ TEST(ConfigRegression, NonBooleanEmptyLayerIsFalseNotAnException) {
   }
 }
 
+std::string config_with_run(const std::string& run) {
+  return R"({"author":"someone","rootfs":{"diff_ids":[]},"config":)" + run + "}";
+}
+
+TEST(Config, ParsesRunConfig) {
+  auto c = parse_config(config_with_run(R"({
+    "User":"www-data:www", "Entrypoint":["/docker-entrypoint.sh"], "Cmd":["nginx","-g","daemon off;"],
+    "Env":["PATH=/usr/bin","A=b=c"], "WorkingDir":"/srv", "Labels":{"maintainer":"x","empty":null},
+    "ExposedPorts":{"80/tcp":{},"443/tcp":{}}, "Volumes":{"/data":{}}, "StopSignal":"SIGQUIT",
+    "Hostname":"box", "Healthcheck":{"Test":["NONE"]}})"));
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  const RunConfig& run = c->run;
+  EXPECT_EQ(c->author, "someone");
+  EXPECT_EQ(run.user, "www-data:www");
+  EXPECT_EQ(run.entrypoint, std::vector<std::string>{"/docker-entrypoint.sh"});
+  EXPECT_EQ(run.cmd, (std::vector<std::string>{"nginx", "-g", "daemon off;"}));
+  EXPECT_EQ(run.env, (std::vector<std::string>{"PATH=/usr/bin", "A=b=c"}));
+  EXPECT_EQ(run.working_dir, "/srv");
+  EXPECT_EQ(run.labels, (std::map<std::string, std::string>{{"empty", ""}, {"maintainer", "x"}}));
+  EXPECT_EQ(run.exposed_ports, (std::vector<std::string>{"443/tcp", "80/tcp"}));
+  EXPECT_EQ(run.volumes, std::vector<std::string>{"/data"});
+  EXPECT_EQ(run.stop_signal, "SIGQUIT");
+  EXPECT_EQ(run.hostname, "box");
+}
+
+TEST(Config, AbsentOrNullRunConfigIsEmpty) {
+  for (const char* run : {"null", "{}", R"({"Cmd":null,"Entrypoint":null,"Env":null,"Labels":null,"User":null})"}) {
+    auto c = parse_config(config_with_run(run));
+    ASSERT_TRUE(c.ok()) << run << ": " << c.error().message();
+    EXPECT_TRUE(c->run.cmd.empty() && c->run.entrypoint.empty() && c->run.env.empty()) << run;
+    EXPECT_TRUE(c->run.labels.empty() && c->run.user.empty()) << run;
+  }
+  auto none = parse_config(R"({"rootfs":{"diff_ids":[]}})");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->run.cmd.empty());
+}
+
+// Docker reads Entrypoint and Cmd as a list or a single string (strslice).
+TEST(Config, CmdAndEntrypointMayBeOneString) {
+  auto c = parse_config(config_with_run(R"({"Entrypoint":"/init","Cmd":"run me"})"));
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->run.entrypoint, std::vector<std::string>{"/init"});
+  EXPECT_EQ(c->run.cmd, std::vector<std::string>{"run me"});
+}
+
+TEST(Config, WronglyTypedRunFieldIsCorrupt) {
+  struct Case {
+    const char* run;
+    const char* field;
+  };
+  for (const Case& c : {Case{R"({"Cmd":5})", "config.Cmd"}, Case{R"({"Cmd":["a",1]})", "config.Cmd"},
+                        Case{R"({"Env":"A=b"})", "config.Env"}, Case{R"({"User":0})", "config.User"},
+                        Case{R"({"Labels":{"a":1}})", "config.Labels"},
+                        Case{R"({"Labels":["a"]})", "config.Labels"},
+                        Case{R"({"ExposedPorts":["80/tcp"]})", "config.ExposedPorts"},
+                        Case{R"({"WorkingDir":{}})", "config.WorkingDir"}, Case{"[]", "\"config\""}}) {
+    auto parsed = parse_config(config_with_run(c.run));
+    ASSERT_FALSE(parsed.ok()) << c.run;
+    EXPECT_EQ(parsed.error().code(), ErrorCode::kCorrupt) << c.run;
+    EXPECT_NE(parsed.error().message().find(c.field), std::string::npos) << parsed.error().message();
+  }
+}
+
 TEST(Manifest, DockerToOciKeepsBlobs) {
   nlohmann::json docker = {
       {"schemaVersion", 2},

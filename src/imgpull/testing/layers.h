@@ -134,12 +134,14 @@ class TarBuilder {
       if (more) more(e);
     });
   }
-  TarBuilder& node(const std::string& name, unsigned type, mode_t mode, dev_t rdev = 0) {
+  TarBuilder& node(const std::string& name, unsigned type, mode_t mode, dev_t rdev = 0,
+                   const Setup& more = nullptr) {
     return entry(name, [&](archive_entry* e) {
       archive_entry_set_filetype(e, type);
       archive_entry_set_perm(e, mode);
       archive_entry_set_rdev(e, rdev);
       archive_entry_set_size(e, 0);
+      if (more) more(e);
     });
   }
   // ".wh.NAME" in NAME's directory.

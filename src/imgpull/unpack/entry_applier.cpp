@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "unpack/metadata.h"
+#include "unpack/rootless_owner.h"
 #include "base/remove_tree.h"
 #include "base/sys_error.h"
 
@@ -60,7 +61,7 @@ EntryApplier::EntryApplier(int rootfs_fd, const ApplyOptions& options)
     : options_(options),
       resolver_(rootfs_fd,
                 options.force_walk_resolver ? ResolveMode::kWalk : ResolveMode::kOpenat2),
-      warnings_(options.warn),
+      warnings_(options.warn, options.unapplied.get()),
       euid_(geteuid()),
       egid_(getegid()) {}
 
@@ -93,9 +94,48 @@ Status EntryApplier::apply(const TarEntry& entry, TarReader& reader) {
     }
     return ok_status();
   }
-  Status status = apply_at(path, entry, reader);
+  Status status = keeps_owner_records() && carries_owner_record(entry)
+                      ? apply_at(path, without_owner_record(entry), reader)
+                      : apply_at(path, entry, reader);
   if (!status) return std::move(status).error().wrap("entry \"" + entry.path + "\"");
   return ok_status();
+}
+
+bool EntryApplier::carries_owner_record(const TarEntry& entry) {
+  return std::any_of(entry.xattrs.begin(), entry.xattrs.end(),
+                     [](const auto& xattr) { return xattr.first == kRootlessOwnerXattr; });
+}
+
+TarEntry EntryApplier::without_owner_record(const TarEntry& entry) {
+  // The record is ours to write from the entry's owner, as umoci does; a layer's own is
+  // somebody's leftover, and would give the entry an owner its header does not.
+  warnings_.once("layer owner record", "ignoring " + std::string(kRootlessOwnerXattr) +
+                                           " xattrs stored in the layer (first on \"" + entry.path +
+                                           "\"): the record is made from the tar header's owner");
+  TarEntry stripped = entry;
+  std::erase_if(stripped.xattrs, [](const auto& xattr) { return xattr.first == kRootlessOwnerXattr; });
+  return stripped;
+}
+
+Status EntryApplier::keep_owner(const Node& node, const TarEntry& entry, bool replace) {
+  Status recorded = record_owner(node, entry.uid, entry.gid, replace);
+  if (!recorded) {
+    if (recorded.error().code() != ErrorCode::kUnsupported) return recorded;
+    warnings_.unapplied("owner", "the filesystem keeps no user.* xattrs",
+                        "cannot keep the image's owners: the filesystem keeps no user.* xattrs");
+    return ok_status();
+  }
+  if ((entry.uid != 0 || entry.gid != 0) && warnings_.tally() != nullptr) {
+    warnings_.tally()->owner_recorded();
+  }
+  return ok_status();
+}
+
+void EntryApplier::owner_lost(const char* what, const TarEntry& entry) {
+  if (entry.uid == 0 && entry.gid == 0) return;  // root's: nothing to record
+  warnings_.unapplied(std::string(what) + " owner", "Linux keeps no user.* xattrs on those",
+                      "the owners of " + std::string(what) + "s are lost: Linux keeps no " +
+                          std::string(kRootlessOwnerXattr) + " xattr on them");
 }
 
 Status EntryApplier::apply_at(const PathComponents& path, const TarEntry& entry,
@@ -196,14 +236,16 @@ Status EntryApplier::write_regular(const Place& place, const TarEntry& entry, Ta
   // chown clears setuid/setgid, so the mode always follows it.
   if (chown_needed || (st.st_mode & 07777) != entry.mode) IMGPULL_TRY(set_mode(node, entry.mode));
   set_xattrs(node, entry.xattrs, warnings_);
+  if (keeps_owner_records()) IMGPULL_TRY(keep_owner(node, entry, /*replace=*/false));
   return set_times(node, entry.atime, entry.mtime);
 }
 
 Status EntryApplier::make_directory(const Place& place, const TarEntry& entry) {
   // Owner-only until finish() sets the entry's mode, after the contents are written.
+  bool kept = false;
   if (mkdirat(place.dir_fd, place.name.c_str(), 0700) != 0) {
     if (errno != EEXIST) return sys_error("creating directory");
-    IMGPULL_ASSIGN_OR_RETURN(bool kept, clear(place, /*keep_directory=*/true));
+    IMGPULL_ASSIGN_OR_RETURN(kept, clear(place, /*keep_directory=*/true));
     if (!kept && mkdirat(place.dir_fd, place.name.c_str(), 0700) != 0) {
       return sys_error("creating directory");
     }
@@ -214,6 +256,7 @@ Status EntryApplier::make_directory(const Place& place, const TarEntry& entry) {
   Node node{place.dir_fd, place.name, fd.get()};
   if (options_.preserve_ownership) IMGPULL_TRY(set_owner(node, entry.uid, entry.gid));
   set_xattrs(node, entry.xattrs, warnings_);
+  if (keeps_owner_records()) IMGPULL_TRY(keep_owner(node, entry, /*replace=*/kept));
   directories_[place.path] = DirectoryMetadata{entry.mode, entry.atime, entry.mtime};
   return ok_status();
 }
@@ -227,6 +270,7 @@ Status EntryApplier::make_symlink(const Place& place, const TarEntry& entry) {
   if (rc != 0) return sys_error("creating symlink");
   Node node{place.dir_fd, place.name};
   if (options_.preserve_ownership) IMGPULL_TRY(set_owner(node, entry.uid, entry.gid));
+  if (keeps_owner_records()) owner_lost("symlink", entry);
   set_xattrs(node, entry.xattrs, warnings_);
   return set_times(node, entry.atime, entry.mtime);
 }
@@ -264,22 +308,35 @@ Status EntryApplier::make_hardlink(const Place& place, const TarEntry& entry) {
 
 Status EntryApplier::make_special(const Place& place, const TarEntry& entry) {
   bool device = entry.type != TarEntry::Type::kFifo;
-  static constexpr const char* kNoDevices = "skipping device nodes: creating them needs root";
-  if (device && !options_.preserve_ownership) {
-    warnings_.once("devices", kNoDevices);
-    return ok_status();
-  }
+  if (device && !options_.preserve_ownership) return make_device_stand_in(place, entry);
   IMGPULL_TRY(clear(place, /*keep_directory=*/false));
   dev_t rdev = device ? entry.rdev : 0;
   if (mknodat(place.dir_fd, place.name.c_str(), node_type(entry.type) | 0600, rdev) != 0) {
-    if (device && errno == EPERM) {  // root in a user namespace
-      warnings_.once("devices", kNoDevices);
-      return ok_status();
-    }
+    if (device && errno == EPERM) return make_device_stand_in(place, entry);  // root in a user namespace
     return sys_error("creating device or fifo");
   }
   Node node{place.dir_fd, place.name};
   if (options_.preserve_ownership) IMGPULL_TRY(set_owner(node, entry.uid, entry.gid));
+  if (keeps_owner_records()) owner_lost("fifo", entry);
+  IMGPULL_TRY(set_mode(node, entry.mode));
+  set_xattrs(node, entry.xattrs, warnings_);
+  return set_times(node, entry.atime, entry.mtime);
+}
+
+Status EntryApplier::make_device_stand_in(const Place& place, const TarEntry& entry) {
+  // What umoci makes where mknod needs a privilege we lack: an empty regular file with
+  // the device's mode, owner (or owner record) and times, so the path exists and a
+  // runtime's /dev mount (which hides the image's /dev anyway) finds what it expects.
+  warnings_.unapplied("device node", "empty files in their place, as umoci makes them",
+                      "device nodes are made as empty files: creating them needs root");
+  IMGPULL_ASSIGN_OR_RETURN(int raw_fd, create_node(place, [](int dir, const char* name) {
+    return openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  }));
+  UniqueFd fd(raw_fd);
+  if (!fd) return sys_error("creating an empty file for a device node");
+  Node node{place.dir_fd, place.name, fd.get()};
+  if (options_.preserve_ownership) IMGPULL_TRY(set_owner(node, entry.uid, entry.gid));
+  if (keeps_owner_records()) IMGPULL_TRY(keep_owner(node, entry, /*replace=*/false));
   IMGPULL_TRY(set_mode(node, entry.mode));
   set_xattrs(node, entry.xattrs, warnings_);
   return set_times(node, entry.atime, entry.mtime);

@@ -13,6 +13,7 @@
 
 #include "imgpull/error.h"
 #include "unpack/entry_path.h"
+#include "unpack/metadata.h"
 #include "unpack/layer_applier.h"
 #include "unpack/path_resolver.h"
 #include "unpack/tar_reader.h"
@@ -62,6 +63,16 @@ class EntryApplier {
   Status make_symlink(const Place& place, const TarEntry& entry);
   Status make_hardlink(const Place& place, const TarEntry& entry);
   Status make_special(const Place& place, const TarEntry& entry);
+  Status make_device_stand_in(const Place& place, const TarEntry& entry);
+  // Without the privilege to chown, the image's owners are kept in owner records
+  // (rootless_owner.h), as `umoci unpack --rootless` keeps them.
+  bool keeps_owner_records() const { return !options_.preserve_ownership; }
+  static bool carries_owner_record(const TarEntry& entry);
+  TarEntry without_owner_record(const TarEntry& entry);
+  // Records the entry's owner on `node` (a file or directory open as node.fd).
+  Status keep_owner(const Node& node, const TarEntry& entry, bool replace);
+  // The owner of a `what` ("symlink", "fifo"), which cannot carry a record, is lost.
+  void owner_lost(const char* what, const TarEntry& entry);
   // Clears the way for a new node: removes what is at the place, except a directory
   // when `keep_directory`. True if a directory was kept.
   Result<bool> clear(const Place& place, bool keep_directory);

@@ -27,8 +27,11 @@
 //  - ".wh.NAME" removes the lower NAME, recursively; ".wh..wh..opq" empties its
 //    directory of lower entries. Both spare what this same layer adds, in
 //    either tar order. Other ".wh..wh." names (aufs) are ignored with a warning.
-//  - Not root (preserve_ownership false): no chown, and device nodes are
-//    skipped with one warning per layer, as tar does; fifos are still made.
+//  - Not root (preserve_ownership false): no chown; the image's owner of each
+//    file and directory is kept in its user.rootlesscontainers xattr instead
+//    (rootless_owner.h), and device nodes are made as empty files, as
+//    `umoci unpack --rootless` does; fifos are still made. What could not be
+//    applied is counted in `unapplied` for one line at the end.
 //
 // SECURITY POLICY: nothing in a layer may reach outside the rootfs.
 //  1. Entry names are cleaned lexically: leading "/" and "./" dropped, "." and
@@ -69,12 +72,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string_view>
 
 #include "imgpull/digest.h"
 #include "imgpull/error.h"
 #include "base/byte_source.h"
 #include "unpack/compression.h"
+#include "unpack/warnings.h"
 
 namespace imgpull::unpack {
 
@@ -94,6 +99,10 @@ struct ApplyOptions {
   uint64_t max_entries = kDefaultMaxLayerEntries;
   // Told each kind of skipped thing once per layer; may be empty.
   std::function<void(std::string_view)> warn;
+  // Where what needs privileges we lack (device nodes, security.* xattrs, owners
+  // of symlinks and fifos) is counted over all the layers of an image, instead of
+  // a warning per layer; empty: warned about like the rest.
+  std::shared_ptr<UnappliedTally> unapplied;
   // Resolve paths with the O_NOFOLLOW walk even where openat2 exists (for tests).
   bool force_walk_resolver = false;
 };

@@ -5,6 +5,7 @@
 #include <sys/xattr.h>
 
 #include "testing/layers.h"
+#include "unpack/rootless_owner.h"
 
 namespace imgpull::unpack {
 namespace {
@@ -192,7 +193,7 @@ TEST_F(ApplyTest, DevicesAndFifosAsRoot) {
   EXPECT_TRUE(warnings_.empty());
 }
 
-TEST_F(ApplyTest, WithoutOwnershipDevicesAreSkippedWithOneWarning) {
+TEST_F(ApplyTest, WithoutOwnershipDevicesAreEmptyFilesWithOneWarning) {
   options_.preserve_ownership = false;
   TarBuilder tar;
   tar.node("dev/null", AE_IFCHR, 0666, makedev(1, 3))
@@ -201,12 +202,91 @@ TEST_F(ApplyTest, WithoutOwnershipDevicesAreSkippedWithOneWarning) {
       .node("run/fifo", AE_IFIFO, 0600)
       .file("f", "x", 0644, [](archive_entry* e) { archive_entry_set_uid(e, 4321); });
   apply_ok(tar);
-  EXPECT_FALSE(exists_nofollow(at("dev/null")));
-  EXPECT_FALSE(exists_nofollow(at("dev/sda")));
+  // As umoci makes them: the path exists, a regular empty file with the device's mode.
+  struct stat null = lstat_of(at("dev/null"));
+  EXPECT_TRUE(S_ISREG(null.st_mode));
+  EXPECT_EQ(null.st_size, 0);
+  EXPECT_EQ(null.st_mode & 07777, 0666u);
+  EXPECT_EQ(lstat_of(at("dev/sda")).st_mode & 07777, 0660u);
   EXPECT_TRUE(S_ISFIFO(lstat_of(at("run/fifo")).st_mode));
   EXPECT_EQ(lstat_of(at("f")).st_uid, geteuid()) << "no chown";
   ASSERT_EQ(warnings_.size(), 1u);
   EXPECT_NE(warnings_[0].find("device"), std::string::npos) << warnings_[0];
+}
+
+// `umoci unpack --rootless`: owners other than 0:0 go into user.rootlesscontainers
+// (files, directories, device stand-ins); symlinks and fifos cannot carry it.
+TEST_F(ApplyTest, WithoutOwnershipOwnersAreRecorded) {
+  options_.preserve_ownership = false;
+  options_.unapplied = std::make_shared<UnappliedTally>();
+  auto owner = [](uid_t uid, gid_t gid) {
+    return [=](archive_entry* e) {
+      archive_entry_set_uid(e, uid);
+      archive_entry_set_gid(e, gid);
+    };
+  };
+  TarBuilder tar;
+  tar.dir("srv", 0755, owner(33, 44))
+      .file("srv/www", "x", 0644, owner(33, 33))
+      .file("srv/ro", "x", 0444, owner(0, 456))
+      .file("srv/root", "x", 0644, owner(0, 0))
+      .file("srv/suid", "x", 04755, owner(98, 0))
+      .hardlink("srv/www-link", "srv/www")
+      .symlink("srv/sym", "www", owner(33, 33))
+      .symlink("srv/root-sym", "www", owner(0, 0))
+      .node("srv/blk", AE_IFBLK, 0660, makedev(7, 0), owner(0, 6))
+      .node("srv/fifo", AE_IFIFO, 0600, 0, owner(33, 33));
+  apply_ok(tar);
+  EXPECT_EQ(get_xattr(at("srv"), "user.rootlesscontainers"), encode_rootless_owner(33, 44));
+  EXPECT_EQ(get_xattr(at("srv/www"), "user.rootlesscontainers"), encode_rootless_owner(33, 33));
+  EXPECT_EQ(get_xattr(at("srv/www-link"), "user.rootlesscontainers"), encode_rootless_owner(33, 33));
+  EXPECT_EQ(get_xattr(at("srv/ro"), "user.rootlesscontainers"), encode_rootless_owner(0, 456));
+  EXPECT_EQ(lstat_of(at("srv/ro")).st_mode & 07777, 0444u);
+  EXPECT_EQ(get_xattr(at("srv/suid"), "user.rootlesscontainers"), encode_rootless_owner(98, 0));
+  EXPECT_EQ(lstat_of(at("srv/suid")).st_mode & 07777, 04755u);
+  EXPECT_EQ(get_xattr(at("srv/blk"), "user.rootlesscontainers"), encode_rootless_owner(0, 6));
+  const std::string none = "<" + std::string(std::strerror(ENODATA)) + ">";
+  EXPECT_EQ(get_xattr(at("srv/root"), "user.rootlesscontainers"), none);
+  EXPECT_TRUE(warnings_.empty()) << warnings_[0];
+  auto summary = options_.unapplied->summary();
+  ASSERT_TRUE(summary.has_value());
+  EXPECT_EQ(*summary,
+            "not running as root: the image's owners of 5 entries kept in user.rootlesscontainers only; "
+            "not applied: 1 device node (empty files in their place, as umoci makes them), 1 fifo owner "
+            "and 1 symlink owner (Linux keeps no user.* xattrs on those)");
+}
+
+TEST_F(ApplyTest, WithoutOwnershipALowerRecordGoesWhenTheOwnerBecomesRoot) {
+  options_.preserve_ownership = false;
+  TarBuilder lower;
+  lower.dir("d", 0755, [](archive_entry* e) { archive_entry_set_uid(e, 33); });
+  apply_ok(lower);
+  EXPECT_EQ(get_xattr(at("d"), "user.rootlesscontainers"), encode_rootless_owner(33, 0));
+  TarBuilder upper;
+  upper.dir("d", 0555);
+  apply_ok(upper);
+  EXPECT_EQ(get_xattr(at("d"), "user.rootlesscontainers"), "<" + std::string(std::strerror(ENODATA)) + ">");
+  EXPECT_EQ(lstat_of(at("d")).st_mode & 07777, 0555u);
+}
+
+TEST_F(ApplyTest, WithoutOwnershipALayersOwnRecordIsIgnored) {
+  options_.preserve_ownership = false;
+  const std::string planted = encode_rootless_owner(1, 1);
+  TarBuilder tar;
+  tar.file("root-owned", "x", 0644, [&](archive_entry* e) {
+    archive_entry_xattr_add_entry(e, "user.rootlesscontainers", planted.data(), planted.size());
+    archive_entry_xattr_add_entry(e, "user.other", "v", 1);
+  });
+  tar.file("www", "x", 0644, [&](archive_entry* e) {
+    archive_entry_set_uid(e, 33);
+    archive_entry_xattr_add_entry(e, "user.rootlesscontainers", planted.data(), planted.size());
+  });
+  apply_ok(tar);
+  EXPECT_EQ(get_xattr(at("root-owned"), "user.rootlesscontainers"), "<" + std::string(std::strerror(ENODATA)) + ">");
+  EXPECT_EQ(get_xattr(at("root-owned"), "user.other"), "v");
+  EXPECT_EQ(get_xattr(at("www"), "user.rootlesscontainers"), encode_rootless_owner(33, 0));
+  ASSERT_EQ(warnings_.size(), 1u);
+  EXPECT_NE(warnings_[0].find("stored in the layer"), std::string::npos) << warnings_[0];
 }
 
 TEST_F(ApplyTest, UserXattrsOnFilesAndDirectories) {

@@ -43,6 +43,11 @@ void set_xattrs(const Node& node, const std::vector<std::pair<std::string, std::
   for (const auto& [key, value] : xattrs) {
     if (set_one_xattr(node, key, value) == 0) continue;
     std::string why = std::strerror(errno);
+    if (errno == EPERM) {  // security.* and trusted.* without root, user.* on a symlink
+      warnings.unapplied(key + " xattr", {}, "skipping extended attribute " + key + " (first on \"" +
+                                                 node.name + "\"): " + why);
+      continue;
+    }
     warnings.once("xattr " + key + ": " + why, "skipping extended attribute " + key +
                                                    " (first on \"" + node.name + "\"): " + why);
   }
