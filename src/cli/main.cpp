@@ -649,7 +649,8 @@ struct LocalCommands {
     rmi->add_option("reference", rmi_refs, "NAME[:TAG|@DIGEST] or image ID")->required();
     rmi->footer("Example:\n  imgpull rmi debian:12 && imgpull prune");
 
-    prune = app.add_subcommand("prune", "Delete blobs no image in the store uses, and stale partial downloads");
+    prune = app.add_subcommand("prune", "Delete blobs no image in the store uses, stale partial downloads and "
+                                        "root filesystems killed pulls left half-made");
     prune->alias("gc");
     prune->add_flag("-v,--verbose", prune_verbose, "Print each deleted blob");
     prune->footer("Waits for other imgpull processes using the store (a running pull) to finish.\n"
@@ -711,8 +712,11 @@ int main(int argc, char** argv) {
                  "Print progress as JSON, one object per line (see README), ending with a summary")
       ->excludes(pull_quiet);
   pull->add_option("--rootfs", pull_flags.rootfs,
-                   "Also make the image's root filesystem in DIR, applying layers as they download");
-  pull->add_flag("--force", pull_flags.force, "With --rootfs: unpack into a directory that is not empty");
+                   "Also make the image's root filesystem in DIR, applying layers as they download; it is "
+                   "made beside DIR and renamed to DIR only when complete");
+  pull->add_flag("--force", pull_flags.force,
+                 "With --rootfs: replace a DIR that is not empty (its contents are deleted once the new "
+                 "tree is in place; never the store or $HOME)");
   pull->add_option("--max-layer-size", pull_flags.max_layer_bytes,
                    "With --rootfs: refuse a layer whose uncompressed tar is larger (bytes; a gzip-bomb bound)")
       ->default_val(pull_flags.max_layer_bytes);
@@ -736,8 +740,12 @@ int main(int argc, char** argv) {
   bool unpack_force = false, unpack_sync = false;
   auto* unpack_cmd = app.add_subcommand("unpack", "Make an image's root filesystem from the local store (no network)");
   unpack_cmd->add_option("reference", unpack_ref, "NAME[:TAG|@DIGEST] of an image in the store")->required();
-  unpack_cmd->add_option("dir", unpack_dir, "Directory to make the rootfs in")->required();
-  unpack_cmd->add_flag("--force", unpack_force, "Unpack into a directory that is not empty");
+  unpack_cmd->add_option("dir", unpack_dir,
+                         "Directory to make the rootfs in (made beside it, renamed to it only when complete)")
+      ->required();
+  unpack_cmd->add_flag("--force", unpack_force,
+                       "Replace a directory that is not empty (its contents are deleted once the new tree is "
+                       "in place; never the store or $HOME)");
   unpack_cmd->add_flag("--sync", unpack_sync, "Flush the directory's filesystem to disk before exiting (syncfs)");
   unpack_cmd->footer("Example:\n  imgpull unpack debian:12 /tmp/debian-rootfs");
 
