@@ -4,10 +4,11 @@
     bash bench/run.sh                       # everything, 3 rounds
     BENCH_RUNS=5 bash bench/run.sh
     bash bench/run.sh --images big --tools 'imgpull|floor'
+    BENCH_RUNS=1 bash bench/run.sh --images big,minbase --link 50ms,20MB/s,160MB/s
 
 What it does:
  1. installs the peers from Debian when missing (skopeo, umoci, podman,
-    containerd/ctr, isal's igzip, pigz, zstd, curl, mmdebstrap,
+    containerd/ctr, docker.io, isal's igzip, pigz, zstd, curl, mmdebstrap,
     docker-registry), as root;
  2. builds the benchmark images once (bench/images.py; cached in
     $IMGPULL_BENCH_CACHE, default /tmp/imgpull-bench) and pushes them to a
@@ -16,12 +17,21 @@ What it does:
     store / empty directory, the order of the tools rotating from round to
     round; the median of the rounds is reported.
 
+With --link RTT,PER_CONNECTION_RATE,LINK_RATE every tool pulls through the link
+emulator (tests/link/emulator.py, a process of its own in front of the
+registry) and only the network tools run: imgpull pull and pull --rootfs,
+skopeo copy, podman pull (overlay), containerd, docker pull, against the floor
+of the link: curl of every layer blob at once, each large one as 8 closed byte
+ranges. The table adds each tool's wall time over the floor's, what went over
+the wire (requests, connections and how many were open at once, from the
+emulator's log, kept as link-*.jsonl in the cache) and the emulator's own CPU.
+
 Measured per run: wall time; user+sys CPU time of the whole process tree
-(wait4's rusage, which includes every reaped descendant; for containerd the
-daemon's own CPU during the pull is added from /proc); peak RSS as the
-largest resident set of any one process of the tree (ru_maxrss as
-/usr/bin/time -f %M reports it; for
-containerd the larger of ctr and the daemon's VmHWM; the daemon is started
+(wait4's rusage, which includes every reaped descendant; for containerd and
+docker the CPU of the daemon and its children during the pull is added from
+/proc); peak RSS as the largest resident set of any one process of the tree
+(ru_maxrss as /usr/bin/time -f %M reports it; for containerd and docker the
+largest of the client's and the daemon tree's VmHWM; the daemon is started
 fresh for every run so its high-water mark is that pull's, plus its start-up).
 
 The page cache cannot be dropped here (and the registry serves from it): all
@@ -52,6 +62,10 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
+from link.emulator import LinkSpec  # noqa: E402
+from link_process import RANGES, Emulator, ranged_curl  # noqa: E402
+from procs import start_time, tree, tree_cpu, tree_hwm_kib  # noqa: E402
+
 CACHE = os.environ.get("IMGPULL_BENCH_CACHE", "/tmp/imgpull-bench")
 # Where the tools write (a tmpfs is mounted there by default; see --fs).
 WORK = os.environ.get("BENCH_WORKDIR", os.path.join(CACHE, "run"))
@@ -62,6 +76,7 @@ PEERS = {
     "skopeo": "skopeo", "umoci": "umoci", "podman": "podman", "containerd": "containerd",
     "ctr": "containerd", "igzip": "isal", "pigz": "pigz", "zstd": "zstd", "curl": "curl",
     "openssl": "openssl", "mmdebstrap": "mmdebstrap", "docker-registry": "docker-registry",
+    "/usr/sbin/dockerd": "docker.io", "/usr/bin/docker": "docker.io",
 }
 
 
@@ -130,22 +145,6 @@ def run_measured(cmd: str, env=None, cwd=None, timeout=RUN_TIMEOUT) -> Measure:
     except (OSError, ValueError, IndexError):
         rss = ru.ru_maxrss
     return Measure(wall, ru.ru_utime + ru.ru_stime, rss, p.returncode, out)
-
-
-def proc_cpu(pid) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    # utime, stime, cutime, cstime are fields 14-17 (1-based): here 11..14 after the name
-    return sum(int(x) for x in fields[11:15]) / tick
-
-
-def proc_hwm_kib(pid) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 def unmount_below(path):
@@ -318,8 +317,10 @@ class Podman(Tool):
         rm_rf(self.runroot(ctx))
 
 
-class Containerd(Tool):
-    name = "containerd: ctr image pull"
+class DaemonTool(Tool):
+    """A peer whose pulls a daemon does: the daemon is started fresh for every run (so
+    its memory high-water mark is that pull's, plus its start-up) and its CPU during
+    the run, with that of its children, is added to the client's."""
 
     def __init__(self):
         self.daemon = None
@@ -329,51 +330,103 @@ class Containerd(Tool):
     def unsupported(self, ctx):
         return self.broken
 
+    def daemon_command(self, ctx) -> list[str]:
+        raise NotImplementedError
+
+    def ready_command(self, ctx) -> list[str]:
+        """Succeeds once the daemon answers."""
+        raise NotImplementedError
+
     def setup(self, ctx):
+        os.makedirs(ctx.dir, exist_ok=True)
+        self.logf = open(os.path.join(ctx.dir, "daemon.log"), "wb")
+        self.daemon = subprocess.Popen(self.daemon_command(ctx), stdout=self.logf,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.daemon.poll() is not None:
+                raise RuntimeError(f"{self.daemon.args[0]} exited ({self.daemon.returncode}) at start-up")
+            p = subprocess.run(self.ready_command(ctx), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            if p.returncode == 0:
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(f"{self.daemon.args[0]} did not answer within 30 s")
+        self.cpu0 = tree_cpu(self.daemon.pid)
+
+    def after(self, ctx, m):
+        m.cpu += tree_cpu(self.daemon.pid) - self.cpu0
+        m.rss_kib = max(m.rss_kib, tree_hwm_kib(self.daemon.pid))
+
+    def teardown(self, ctx):
+        if self.daemon is None:
+            return
+        # Its children (dockerd's containerd) go too, each only if still the process it was.
+        family = [(pid, start_time(pid)) for pid in tree(self.daemon.pid)[1:]]
+        if self.daemon.poll() is None:
+            os.kill(self.daemon.pid, signal.SIGTERM)
+            try:
+                self.daemon.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.daemon.pid, signal.SIGKILL)
+                self.daemon.wait()
+        for pid, started in family:
+            if started is not None and start_time(pid) == started:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass  # ended just now
+        self.daemon = None
+        self.logf.close()
+
+
+class Containerd(DaemonTool):
+    name = "containerd: ctr image pull"
+
+    def daemon_command(self, ctx):
         d = ctx.dir
-        os.makedirs(d, exist_ok=True)
         self.sock = os.path.join(d, "c.sock")
         with open(os.path.join(d, "config.toml"), "w") as f:
             f.write(f'version = 2\nroot = "{d}/root"\nstate = "{d}/state"\n'
                     f'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
                     f'[grpc]\n  address = "{self.sock}"\n[ttrpc]\n  address = "{d}/t.sock"\n'
                     f'[debug]\n  address = ""\n[metrics]\n  address = ""\n')
-        self.logf = open(os.path.join(d, "containerd.log"), "wb")
-        self.daemon = subprocess.Popen(["containerd", "--config", os.path.join(d, "config.toml")],
-                                       stdout=self.logf, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.daemon.poll() is not None:
-                raise RuntimeError(f"containerd exited ({self.daemon.returncode}) at start-up")
-            if os.path.exists(self.sock):
-                p = subprocess.run(["ctr", "--address", self.sock, "version"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                if p.returncode == 0:
-                    break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("containerd did not answer within 30 s")
-        self.cpu0 = proc_cpu(self.daemon.pid)
+        return ["containerd", "--config", os.path.join(d, "config.toml")]
+
+    def ready_command(self, ctx):
+        return ["ctr", "--address", self.sock, "version"]
 
     def command(self, ctx):
         return f"ctr --address {q(self.sock)} -n bench image pull --plain-http {q(ctx.ref)} >/dev/null"
 
-    def after(self, ctx, m):
-        m.cpu += proc_cpu(self.daemon.pid) - self.cpu0
-        m.rss_kib = max(m.rss_kib, proc_hwm_kib(self.daemon.pid))
 
-    def teardown(self, ctx):
-        if self.daemon is not None:
-            if self.daemon.poll() is None:
-                os.kill(self.daemon.pid, signal.SIGTERM)
-                try:
-                    self.daemon.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.kill(self.daemon.pid, signal.SIGKILL)
-                    self.daemon.wait()
-            self.daemon = None
-            self.logf.close()
+# Debian's docker.io, by path: another docker CLI may come first in PATH.
+DOCKER = "/usr/bin/docker"
+DOCKERD = "/usr/sbin/dockerd"
+
+
+class Docker(DaemonTool):
+    """docker pull with a dockerd of the benchmark's own (no iptables, no bridge, its own
+    data and exec roots and socket); registries on 127.0.0.0/8 are plain http to it."""
+    name = "docker pull"
+
+    def daemon_command(self, ctx):
+        d = ctx.dir
+        self.sock = os.path.join(d, "docker.sock")
+        with open(os.path.join(d, "daemon.json"), "w") as f:
+            f.write("{}\n")  # not the machine's /etc/docker/daemon.json
+        return [DOCKERD, "--config-file", os.path.join(d, "daemon.json"), "--iptables=false",
+                "--bridge=none", "--data-root", os.path.join(d, "root"),
+                "--exec-root", os.path.join(d, "exec"), "--pidfile", os.path.join(d, "docker.pid"),
+                "--host", f"unix://{self.sock}"]
+
+    def ready_command(self, ctx):
+        return [DOCKER, "-H", f"unix://{self.sock}", "version"]
+
+    def command(self, ctx):
+        return f"{DOCKER} -H unix://{q(self.sock)} pull -q {q(ctx.ref)} >/dev/null"
 
 
 class FloorCurl(Tool):
@@ -388,6 +441,20 @@ class FloorCurl(Tool):
             parts.append(f"curl -sfL -o {q(ctx.dir + f'/{i}')} {q(base + d)} & pids+=($!)")
         parts.append('for p in "${pids[@]}"; do wait $p || exit 1; done')
         return "; ".join(parts)
+
+
+class FloorRangedCurl(Tool):
+    """What the link allows: every layer blob at once, each large one as byte ranges on
+    connections of their own (link_process.ranged_curl)."""
+    name = f"floor: curl, every blob as {RANGES} parallel byte ranges"
+    kind = "store"
+    floor = True
+
+    def command(self, ctx):
+        base = f"http://{ctx.registry.host}/v2/{ctx.repo}/blobs/"
+        blobs = [(base + d, os.path.getsize(b), f"{ctx.dir}/{i}")
+                 for i, (d, b) in enumerate(zip(ctx.image.layer_digests, ctx.image.layer_blobs))]
+        return " ".join(q(a) for a in ranged_curl(blobs))
 
 
 class FloorSha(Tool):
@@ -422,13 +489,17 @@ class FloorUnpack(Tool):
         return " && ".join(parts)
 
 
-def all_tools(compare=()):
+def all_tools(compare=(), link=False):
+    """The tools on loopback, or over the emulated link (the network ones only)."""
     extra = []
     for spec in compare:
         label, _, path = spec.partition("=")
         extra += [ImgpullRootfs(path, label), ImgpullStore(path, label)]
+    if link:
+        return [ImgpullStore(), ImgpullRootfs(), *extra, Skopeo(), Podman("overlay"), Containerd(),
+                Docker(), FloorRangedCurl()]
     return [ImgpullRootfs(), ImgpullStore(), *extra, Skopeo(), SkopeoUmoci(), Podman("overlay"),
-            Podman("vfs"), Containerd(), FloorCurl(), FloorSha("blobs"), FloorSha("tars"),
+            Podman("vfs"), Containerd(), Docker(), FloorCurl(), FloorSha("blobs"), FloorSha("tars"),
             FloorUnpack(True), FloorUnpack(False)]
 
 
@@ -486,7 +557,8 @@ def probe(tool, ctx) -> str | None:
             rm_rf(ctx.dir)
 
 
-def bench_image(img, tools, registry, imgpull, rounds, results):
+def bench_image(img, tools, registry, imgpull, rounds, results, emulator=None):
+    """registry: where the tools pull from (the registry or the emulator in front of it)."""
     work = WORK
     log(f"== {img.name}: {img.repo_tag}, {len(img.layer_blobs)} layers, "
         f"{img.compressed_bytes / 1e6:.0f} MB {img.compression}, {img.uncompressed_bytes / 1e6:.0f} MB tar")
@@ -510,18 +582,27 @@ def bench_image(img, tools, registry, imgpull, rounds, results):
             try:
                 t.setup(ctx)
                 la = loadavg()
+                if emulator:
+                    mark, emu_cpu = emulator.mark(), emulator.cpu_seconds()
                 m = run_measured(t.command(ctx))
                 t.after(ctx, m)
             finally:
                 t.teardown(ctx)
+            wire = None
+            if emulator:  # after teardown: a daemon's last requests are logged by now
+                wire = emulator.wire(mark)
+                wire["emulator_cpu"] = emulator.cpu_seconds() - emu_cpu
             if m.rc != 0:
                 tail = " | ".join(m.out.strip().splitlines()[-3:])[-300:]
                 log(f"  round {r + 1} {t.name}: FAILED (exit {m.rc}): {tail}")
                 samples[t.name].append(None)
             else:
+                over = (f"; {wire['requests']} requests on {wire['connections']} connections "
+                        f"(at most {wire['peak_connections']} at once), emulator "
+                        f"{wire['emulator_cpu']:.2f}s cpu" if wire else "")
                 log(f"  round {r + 1} {t.name}: {m.wall:.2f}s wall, {m.cpu:.2f}s cpu, "
-                    f"{m.rss_kib / 1024:.0f} MiB, load {la}")
-                samples[t.name].append((m.wall, m.cpu, m.rss_kib, la))
+                    f"{m.rss_kib / 1024:.0f} MiB, load {la}{over}")
+                samples[t.name].append((m.wall, m.cpu, m.rss_kib, la, wire))
             subprocess.run(["sync"])
             rm_rf(ctx.dir)
     for t in active:
@@ -533,35 +614,57 @@ def bench_image(img, tools, registry, imgpull, rounds, results):
             row.update(wall=statistics.median(s[0] for s in ok), cpu=statistics.median(s[1] for s in ok),
                        rss_mib=max(s[2] for s in ok) / 1024, walls=[round(s[0], 2) for s in ok],
                        loads=[s[3] for s in ok])
+            if emulator:
+                wires = [s[4] for s in ok]
+                row["wire"] = {k: statistics.median(w[k] for w in wires)
+                               for k in ("requests", "connections", "emulator_cpu")}
+                row["wire"]["peak_connections"] = max(w["peak_connections"] for w in wires)
         results.append(row)
 
 
-def print_table(results, out):
+def print_table(results, out, link=None):
+    """Markdown tables, an image each; over a link (its text) with the floor, what went
+    over the wire and the ratios the link targets use."""
     by_image = {}
     for r in results:
         by_image.setdefault(r["image"], []).append(r)
     lines = []
     for image, rows in by_image.items():
-        base = {k: next((r.get("wall") for r in rows if r["tool"] == n and r.get("wall")), None)
-                for k, n in (("rootfs", ImgpullRootfs.name), ("store", ImgpullStore.name))}
-        lines.append(f"\n### {image}\n")
-        lines.append("| tool | wall s (median) | user+sys s | CPU s per GB pulled | peak RSS MiB | vs imgpull | "
-                     "runs (wall s) |")
-        lines.append("|---|---:|---:|---:|---:|---:|---|")
+        wall = {r["tool"]: r.get("wall") for r in rows}
+        base = {"rootfs": wall.get(ImgpullRootfs.name), "store": wall.get(ImgpullStore.name)}
+        floor = wall.get(FloorRangedCurl.name) if link else None
+        lines.append(f"\n### {image}" + (f" over the link {link}" if link else "") + "\n")
+        head = ["tool", "wall s (median)", "user+sys s", "CPU s per GB pulled", "peak RSS MiB",
+                "vs imgpull"]
+        if link:
+            head += ["vs floor", "requests", "connections (most at once)", "emulator CPU s"]
+        head.append("runs (wall s)")
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|---|" + "---:|" * (len(head) - 2) + "---|")
         for r in rows:
-            if "skipped" in r:
-                lines.append(f"| {r['tool']} | skipped: {r['skipped']} | | | | | |")
-                continue
-            if not r.get("wall"):
-                lines.append(f"| {r['tool']} | failed in all {r['failed']} runs | | | | | |")
+            if "skipped" in r or not r.get("wall"):
+                why = f"skipped: {r['skipped']}" if "skipped" in r else f"failed in all {r['failed']} runs"
+                lines.append(f"| {r['tool']} | {why} |" + " |" * (len(head) - 2))
                 continue
             b = base.get(r["kind"])
             ref = "pull --rootfs" if r["kind"] == "rootfs" else "pull"
-            ratio = f"{r['wall'] / b:.2f}x of {ref}" if b else ""
+            cells = [r["tool"], f"{r['wall']:.2f}", f"{r['cpu']:.2f}", f"{r['cpu'] / r['gb']:.2f}",
+                     f"{r['rss_mib']:.0f}", f"{r['wall'] / b:.2f}x of {ref}" if b else ""]
+            if link:
+                w = r["wire"]
+                cells += [f"{r['wall'] / floor:.2f}x" if floor else "", f"{w['requests']:.0f}",
+                          f"{w['connections']:.0f} ({w['peak_connections']})", f"{w['emulator_cpu']:.2f}"]
             fails = f", {r['failed']} failed" if r["failed"] else ""
-            lines.append(f"| {r['tool']} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['cpu'] / r['gb']:.2f} | "
-                         f"{r['rss_mib']:.0f} | {ratio} | "
-                         f"{', '.join(map(str, r['walls']))}{fails} |")
+            cells.append(", ".join(map(str, r["walls"])) + fails)
+            lines.append("| " + " | ".join(cells) + " |")
+        if link:
+            ratios = [(label, wall.get(a), wall.get(b)) for label, a, b in (
+                ("imgpull pull / floor", ImgpullStore.name, FloorRangedCurl.name),
+                ("imgpull pull --rootfs / floor", ImgpullRootfs.name, FloorRangedCurl.name),
+                ("skopeo copy / imgpull pull", Skopeo.name, ImgpullStore.name))]
+            known = [f"{name} = {x / y:.2f}" for name, x, y in ratios if x and y]
+            if known:
+                lines.append("\nratios: " + "; ".join(known))
     text = "\n".join(lines)
     print(text)
     with open(out, "w") as f:
@@ -580,11 +683,19 @@ def main():
     ap.add_argument("--compare", action="append", default=[], metavar="LABEL=PATH",
                     help="also run another imgpull binary (before/after measurements); repeatable")
     ap.add_argument("--no-install", action="store_true", help="do not apt-get install missing peers")
+    ap.add_argument("--link", default=os.environ.get("BENCH_LINK") or None, metavar="RTT,CONN_RATE,LINK_RATE",
+                    help="pull through the link emulator, e.g. 50ms,20MB/s,160MB/s (default $BENCH_LINK; "
+                         "none: loopback)")
     ap.add_argument("--fs", choices=("tmpfs", "disk"), default=os.environ.get("BENCH_FS", "tmpfs"),
                     help="where the stores and root filesystems are written: a tmpfs mounted for the "
                          "run (default, $BENCH_FS; size $BENCH_TMPFS_SIZE, default 12g), or the disk "
                          "under the cache directory")
     args = ap.parse_args()
+    if args.link:
+        try:
+            args.link = str(LinkSpec.parse(args.link))
+        except ValueError as e:
+            ap.error(str(e))
     # SIGTERM unwinds like Ctrl-C, so the registry and daemons started here are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -601,6 +712,11 @@ def main():
     wanted = [imgs[n] for n in args.images.split(",") if n]
     log(f"load average {loadavg()}, {os.cpu_count()} cpus; imgpull {args.imgpull}")
     registry = start_registry(wanted)
+    started = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    emulator = None
+    if args.link:
+        emulator = Emulator(registry.host, args.link, os.path.join(CACHE, f"link-{started}.jsonl"))
+    endpoint = registry
     work = WORK
     rm_rf(work)
     os.makedirs(work)
@@ -609,22 +725,28 @@ def main():
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "imgpull-bench", work], check=True)
     log(f"stores and root filesystems are written to {work} ({args.fs})")
     try:
-        tools = [t for t in all_tools(args.compare) if not args.tools or re.search(args.tools, t.name)]
+        if emulator:
+            endpoint = emulator.start()
+            log(f"pulling over the link {args.link} through the emulator at {emulator.host} "
+                f"(log {emulator.log_path})")
+        tools = [t for t in all_tools(args.compare, link=bool(emulator))
+                 if not args.tools or re.search(args.tools, t.name)]
         small = imgs["minbase"]
         for t in tools:
-            if isinstance(t, (Podman, Containerd)):
-                t.broken = probe(t, Ctx(small, registry, os.path.join(WORK, "probe"), args.imgpull))
+            if isinstance(t, (Podman, DaemonTool)):
+                t.broken = probe(t, Ctx(small, endpoint, os.path.join(WORK, "probe"), args.imgpull))
                 if t.broken:
                     log(f"{t.name}: {t.broken}")
         results = []
-        started = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         for img in wanted:
-            bench_image(img, tools, registry, args.imgpull, args.runs, results)
+            bench_image(img, tools, endpoint, args.imgpull, args.runs, results, emulator)
         log(f"load average at the end {loadavg()}")
         with open(os.path.join(CACHE, f"results-{started}.json"), "w") as f:
             json.dump(results, f, indent=1)
-        print_table(results, os.path.join(CACHE, f"results-{started}.md"))
+        print_table(results, os.path.join(CACHE, f"results-{started}.md"), args.link)
     finally:
+        if emulator:
+            emulator.stop()
         registry.stop()
         if args.fs == "tmpfs":
             subprocess.run(["umount", "-l", work])

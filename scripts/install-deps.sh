@@ -21,6 +21,9 @@ packages=(
   strace
   # the real Debian rootfs fixture (tests/registry/fixtures.py: debian)
   mmdebstrap
+  # layers from more writers for the tar corpus (tests/registry/tar_corpus.py): bsdtar, and
+  # buildah (containers/storage's Go tar writer; run rootful with vfs storage)
+  libarchive-tools buildah
   # `save` archives loaded by a real peer (test_export); the man page check (test_help)
   podman groff-base
   # libFuzzer targets (scripts/fuzz.sh): clang and its fuzzer/sanitizer runtimes

@@ -22,6 +22,13 @@ big_image       (module)   a registry.fixtures.BigImage pushed into registry_pla
                            uncompressed tar layer holding /random.bin of
                            $IMGPULL_BIG_BLOB_SIZE bytes (default 1 GiB, about 10 s
                            to make and upload); str() of it is "big:latest".
+link_factory    (function) make_link(upstream, link="50ms,20MB/s,160MB/s", **LinkProxy
+                           kwargs) -> a started link.emulator.LinkProxy in front of
+                           upstream (a Registry or an http:// URL): clients reach
+                           it at .host over the emulated link; its requests(),
+                           connections() and peak_connections() show what went
+                           over the wire; stopped after the test, which fails if
+                           the emulator itself hit an error.
 imgpull_bin     (session)  path from $IMGPULL_BIN; the test is skipped when it
                            is unset or not an executable file.
 debian_image    (module)   a registry.fixtures.DebianImage (a real Debian bookworm
@@ -52,6 +59,7 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
+from link.emulator import LinkProxy  # noqa: E402
 from registry import fixtures as _fixtures  # noqa: E402
 from registry.harness import Registry  # noqa: E402
 
@@ -125,6 +133,22 @@ def registry_factory(fixture_cache):
     finally:
         for reg, tmp in reversed(started):
             _finish(reg, tmp)
+
+
+@pytest.fixture
+def link_factory():
+    started = []
+
+    def make_link(upstream, link="50ms,20MB/s,160MB/s", **kwargs):
+        url = upstream if isinstance(upstream, str) else upstream.url
+        proxy = LinkProxy(url, link, **kwargs).start()
+        started.append(proxy)
+        return proxy
+
+    yield make_link
+    for proxy in started:
+        proxy.stop()
+    assert [e for p in started for e in p.errors] == [], "the link emulator failed"
 
 
 @pytest.fixture(scope="module")

@@ -101,7 +101,13 @@ struct ClientOptions {
 
 struct PullRequest {
   std::optional<Platform> platform;  // of a multi-platform image; empty: this host's
-  int max_concurrent_downloads = 3;  // as Docker's default
+  // Layers downloaded at once (docker's --max-concurrent-downloads); 0: as
+  // many as there are connections.
+  int max_concurrent_downloads = 0;
+  // The most connections to the registry at once; 0: the default (16). A
+  // big layer is fetched in pieces over several; how many are used grows
+  // while the total rate does.
+  int max_connections = 0;
   // Non-empty: also make the image's root filesystem in this directory,
   // applying each layer as it downloads, checked against the config's diffIDs.
   // It is made beside the directory (same parent, so same filesystem; the

@@ -100,6 +100,9 @@ using ParsedManifest = std::variant<ImageManifest, ImageIndex>;
 // and must agree with it when both are present.
 Result<ParsedManifest> parse_manifest(std::string_view bytes, std::string_view content_type);
 
+// An OCI index or a Docker manifest list.
+bool is_index_media_type(std::string_view media_type);
+
 // The descriptor in `index` whose platform matches `wanted`; the error lists
 // what the index offers.
 Result<Descriptor> select_platform(const ImageIndex& index, const Platform& wanted);

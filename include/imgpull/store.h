@@ -30,6 +30,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "imgpull/digest.h"
@@ -121,6 +122,26 @@ class BlobWriter {
   Result<int> open_reader() const;
   const Digest& expected() const { return expected_; }
 
+  // ---- A blob written by several connections at once, each its own range ----
+  // Byte ranges [start, end) of the blob.
+  using Ranges = std::vector<std::pair<uint64_t, uint64_t>>;
+  // Writes bytes at `offset`, unhashed; safe from several threads at once.
+  // The hash follows the contiguous prefix: hash_if_next, hash_file_until.
+  Status write_at(uint64_t offset, const void* data, size_t size);
+  // Hashes `data` (just written at `offset`) when it continues the hashed
+  // prefix; false when it does not. One thread at a time, as the next two.
+  bool hash_if_next(uint64_t offset, const void* data, size_t size);
+  // Hashes the file's bytes from the end of the hashed prefix up to `end`.
+  Status hash_file_until(uint64_t end);
+  // Writes which ranges the file holds to `<hex>.ranges` beside it, so that
+  // a later pull fetches only the holes; call only for bytes already
+  // written. The record goes with the file (commit, discard).
+  Status record_ranges(const Ranges& held);
+  // The ranges the file held when this writer was made, from the record an
+  // interrupted ranged download left (empty without one: then the
+  // resumed_bytes() prefix is all there is).
+  const Ranges& recorded_ranges() const { return recorded_; }
+
  private:
   friend class Store;
   BlobWriter(int fd, std::filesystem::path ingest_path, std::filesystem::path blob_path,
@@ -137,6 +158,13 @@ class BlobWriter {
   int64_t expected_size_;  // -1: unknown
   Hasher hasher_;
   uint64_t resumed_ = 0;
+  Ranges recorded_;
+  // Takes over a ranges record: the prefix it covers is re-hashed, the rest
+  // listed in recorded_. False when there is none (or it is unusable).
+  Result<bool> adopt_recorded_ranges(uint64_t file_size);
+  // Drops the record once the file is written as one stream again.
+  Status forget_ranges();
+  std::filesystem::path ranges_path() const;
   bool done_ = false;
   bool broken_ = false;  // a write failed: the file holds less than the hash covers
 };

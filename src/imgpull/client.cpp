@@ -147,7 +147,11 @@ Result<PullResult> Client::pull(const Reference& ref, const PullRequest& request
 
   PullOptions options;
   if (request.platform) options.platform = *request.platform;
-  options.max_concurrent_downloads = std::max(1, request.max_concurrent_downloads);
+  options.downloads.max_concurrent_blobs = std::max(0, request.max_concurrent_downloads);
+  if (request.max_connections > 0) {
+    options.downloads.max_connections = request.max_connections;
+    options.downloads.initial_connections = std::min(options.downloads.initial_connections, request.max_connections);
+  }
   options.fetch_foreign_layers = request.fetch_foreign_layers;
   options.on_event = request.on_event;
   options.cancelled = impl_->cancelled;

@@ -37,7 +37,8 @@ the client sees fewer bytes than announced:
   truncate    -- orderly close (FIN) after N bytes: N bytes, then EOF
                  (http.client: IncompleteRead; curl: exit 18).
 
-Every request is recorded (``requests()``): see ``Record``.
+Every request is recorded (``requests()``): see ``Record``; every client
+connection too (``connections()``, ``peak_connections()``): see ``Connection``.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ import threading
 import time
 import urllib.parse
 
-__all__ = ["Fault", "FaultProxy", "RedirectTarget", "Record", "Rule"]
+__all__ = ["Connection", "Fault", "FaultProxy", "RedirectTarget", "Record", "Rule"]
 
 CHUNK = 256 * 1024
 
@@ -251,7 +252,8 @@ class Record:
     seq (0, 1, ...), conn (client connection number: equal for requests on
     one keep-alive connection), method, path (no query), query, headers (the
     client's request headers, [(name, value)]), status (sent to the client;
-    None if nothing was sent), upstream_status (None = upstream not
+    None if nothing was sent), response_headers (sent to the client,
+    [(name, value)]), upstream_status (None = upstream not
     contacted), content_length (announced to the client, None if chunked or
     absent), bytes_sent (response body bytes written to the client),
     request_bytes (request body bytes read from the client), fault (its
@@ -265,6 +267,7 @@ class Record:
     query: str
     headers: list
     status: int | None = None
+    response_headers: list = dataclasses.field(default_factory=list)
     upstream_status: int | None = None
     content_length: int | None = None
     bytes_sent: int = 0
@@ -290,6 +293,11 @@ class Record:
         return self.header("Range")
 
     @property
+    def content_range(self):
+        """The response's Content-Range header (as sent to the client) or None."""
+        return next((v for k, v in self.response_headers if k.lower() == "content-range"), None)
+
+    @property
     def authorization(self):
         return self.header("Authorization")
 
@@ -304,11 +312,33 @@ class Record:
 
     def __repr__(self):
         extra = f" range={self.range!r}" if self.range else ""
+        extra += f" content_range={self.content_range!r}" if self.content_range else ""
         extra += " auth" if self.has_auth else ""
         extra += f" fault={self.fault!r}" if self.fault else ""
         extra += f" error={self.error!r}" if self.error else ""
         return (f"<#{self.seq} c{self.conn} {self.method} {self.path} -> {self.status} "
                 f"{self.bytes_sent}/{self.content_length} B{extra}>")
+
+
+@dataclasses.dataclass
+class Connection:
+    """One client connection: id (the conn of its Records), opened and closed
+    (monotonic; closed is None while it is open)."""
+    id: int
+    opened: float
+    closed: float | None = None
+
+
+def peak_overlap(intervals) -> int:
+    """The most of the (start, end) intervals that overlap at one instant (end
+    None = still going); one ending as another starts does not overlap it."""
+    events = sorted([(s, 1) for s, _ in intervals] +
+                    [(e, -1) for _, e in intervals if e is not None])
+    peak = live = 0
+    for _, step in events:
+        live += step
+        peak = max(peak, live)
+    return peak
 
 
 class _ClientGone(Exception):
@@ -388,6 +418,9 @@ class _FileSource:
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Clients open dozens of connections at once (a floor of 8 ranges per blob);
+    # the default backlog of 5 would drop SYNs and cost them a 1 s retransmit.
+    request_queue_size = 128
 
     def handle_error(self, request, client_address):
         import sys
@@ -401,13 +434,16 @@ class _Server(http.server.ThreadingHTTPServer):
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "faultproxy"
+    # Headers and body go out in separate writes: with Nagle the body would
+    # wait for the client's delayed ACK (40 ms on Linux) on a kept-alive connection.
+    disable_nagle_algorithm = True
     timeout = 120  # idle keep-alive connections
 
     # --- connection lifecycle -------------------------------------------
     def setup(self):
         super().setup()
         self.proxy = self.server.proxy
-        self.conn_id = self.proxy._register_conn(self.connection)
+        self.conn_id = self.proxy._register_conn(self.connection).id
         self.upstream = None
         self.reset_done = False
 
@@ -555,6 +591,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise _ClientGone(e) from e
         self.headers_sent = True
         self.rec.status = status
+        self.rec.response_headers = list(headers)
 
     def _canned(self, status, body, headers=(), raw=False):
         if not raw:
@@ -703,8 +740,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
 
 
+def _do_any(self):
+    self._handle()  # looked up on the instance, so subclasses may wrap _handle
+
+
 for _m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
-    setattr(_Handler, f"do_{_m}", _Handler._handle)
+    setattr(_Handler, f"do_{_m}", _do_any)
 
 
 class FaultProxy:
@@ -715,10 +756,15 @@ class FaultProxy:
     ("127.0.0.1:PORT"), port, url ("http://127.0.0.1:PORT"), rules, errors
     (unexpected proxy-side exceptions; should stay empty), upstream_connections
     (upstream connections opened so far: one per client connection when
-    keep-alive works)."""
+    keep-alive works).
+
+    Subclasses change how a connection is served with ``handler_class`` (a
+    subclass of the request handler)."""
+
+    handler_class = _Handler
 
     def __init__(self, upstream_url: str, ssl_context: ssl.SSLContext | None = None,
-                 upstream_timeout: float = 60.0):
+                 upstream_timeout: float = 60.0, port: int = 0):
         u = urllib.parse.urlsplit(upstream_url)
         if u.scheme not in ("http", "https"):
             raise ValueError(f"upstream must be http(s)://host:port, not {upstream_url!r}")
@@ -738,6 +784,8 @@ class FaultProxy:
         self._inflight = 0
         self._conns: dict = {}
         self._conn_seq = 0
+        self._connections: list[Connection] = []
+        self.listen_port = port
         self._stopping = threading.Event()
         self._server = None
         self._thread = None
@@ -753,7 +801,7 @@ class FaultProxy:
         return f"http://{self.host}"
 
     def start(self):
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", self.listen_port), self.handler_class)
         self._server.proxy = self
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
@@ -776,7 +824,7 @@ class FaultProxy:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        self.wait_idle(5)
+        self.wait_idle(5, connections=True)
         self._thread.join(5)
         self._server = None
 
@@ -837,13 +885,20 @@ class FaultProxy:
     def _done(self, rec):
         with self._lock:
             self._inflight -= 1
+            self._observe("request", rec)
             self._idle.notify_all()
 
-    def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Wait until no request is being handled; True if that happened."""
+    def _observe(self, event: str, what):
+        """Called under the lock, before stop() can see it happened, with
+        ("request", a finished Record), ("open", Connection) or ("close",
+        Connection): subclasses log here."""
+
+    def wait_idle(self, timeout: float = 5.0, connections: bool = False) -> bool:
+        """Wait until no request is being handled (connections=True: and no
+        client connection is open); True if that happened."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._inflight:
+            while self._inflight or (connections and self._conns):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -871,24 +926,41 @@ class FaultProxy:
                        and (path is None or re.search(path, r.path)))
 
     def clear_requests(self):
+        """Forget the recorded requests and the connections already closed."""
         self.wait_idle(2.0)
         with self._lock:
             self._records.clear()
+            self._connections = [c for c in self._connections if c.closed is None]
+
+    def connections(self) -> list[Connection]:
+        """The client connections so far, oldest first."""
+        with self._lock:
+            return [dataclasses.replace(c) for c in self._connections]
+
+    def peak_connections(self) -> int:
+        """The most client connections that were open at one time."""
+        return peak_overlap([(c.opened, c.closed) for c in self.connections()])
 
     def bytes_sent(self, method: str | None = "GET", path: str | None = None) -> int:
         """Total response body bytes sent for the matching requests."""
         return sum(r.bytes_sent for r in self.requests(method, path))
 
     # --- plumbing -------------------------------------------------------------------
-    def _register_conn(self, sock) -> int:
+    def _register_conn(self, sock) -> Connection:
         with self._lock:
             self._conn_seq += 1
-            self._conns[sock] = self._conn_seq
-            return self._conn_seq
+            self._conns[sock] = conn = Connection(self._conn_seq, time.monotonic())
+            self._connections.append(conn)
+            self._observe("open", conn)
+            return conn
 
     def _unregister_conn(self, sock):
         with self._lock:
-            self._conns.pop(sock, None)
+            conn = self._conns.pop(sock, None)
+            if conn is not None:
+                conn.closed = time.monotonic()
+                self._observe("close", conn)
+            self._idle.notify_all()
 
     def _sleep(self, seconds):
         self._stopping.wait(seconds)

@@ -5,7 +5,10 @@ import re
 import subprocess
 from pathlib import Path
 
-DEBUG_LINE = re.compile(r"^DEBUG (GET|HEAD|POST) (\S+) -> (\d{3}|error: .+) \((\d+ B|\d+\.\d [KMGT]iB), \d+ ms\)$")
+# "DEBUG GET URL -> 200 (1.2 KiB, 14 ms)", then the rate-limit headers when the
+# registry sent any: " [ratelimit-limit: 100;w=21600, ratelimit-remaining: 99;w=21600]".
+DEBUG_LINE = re.compile(r"^DEBUG (GET|HEAD|POST) (\S+) -> (\d{3}|error: .+) \((\d+ B|\d+\.\d [KMGT]iB), \d+ ms\)"
+                        r"( \[((docker-)?ratelimit(-[a-z]+)?: [^,\]]*(, )?)+\])?$")
 
 
 def binary():

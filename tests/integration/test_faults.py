@@ -29,11 +29,13 @@ def proxy(image):
 
 
 def pull(proxy, big, root, pull_args=(), **global_options):
-    """imgpull [FAST global options, overridden by global_options] pull [pull_args] REF"""
+    """imgpull [FAST global options, overridden by global_options] pull --max-connections 1
+    [pull_args] REF: these faults are met by one connection carrying the whole blob
+    (tests/integration/test_ranges.py has them for a blob fetched in pieces)."""
     options = dict(FAST)
     options.update({"--" + k.replace("_", "-"): v for k, v in global_options.items()})
     args = [x for item in options.items() for x in item]
-    return cli.run([*args, "pull", *pull_args, f"{proxy.host}/{big.ref}"], root)
+    return cli.run([*args, "pull", "--max-connections", "1", *pull_args, f"{proxy.host}/{big.ref}"], root)
 
 
 def layer_gets(proxy, big):
@@ -91,8 +93,10 @@ def test_retry_after_is_honoured_on_manifests(proxy, image, tmp_path):
     proxy.add(Fault.status(503, retry_after=1), path=r"/manifests/", times=2)
     proc = pull(proxy, big, tmp_path / "store", retry_max_wait="5")
     assert proc.returncode == 0, proc.stderr
-    manifests = proxy.requests("GET", r"/manifests/")
-    assert [m.status for m in manifests] == [503, 503, 200], manifests
+    # The tag's HEAD is retried, then the manifest is fetched by the digest it named.
+    assert [m.status for m in proxy.requests("HEAD", r"/manifests/")] == [503, 503, 200]
+    assert [(m.path, m.status) for m in proxy.requests("GET", r"/manifests/")] == \
+        [(f"/v2/{big.repo}/manifests/{big.manifest_digest}", 200)]
 
 
 def test_429_on_a_blob_is_retried(proxy, image, tmp_path):
@@ -101,6 +105,55 @@ def test_429_on_a_blob_is_retried(proxy, image, tmp_path):
     proc = pull(proxy, big, tmp_path / "store")
     assert proc.returncode == 0, proc.stderr
     assert [g.status for g in layer_gets(proxy, big)] == [429, 200]
+
+
+# As Docker Hub answers (figures invented: the message must show whatever the registry sends).
+RATE_LIMITED = {"RateLimit-Limit": "150;w=21600", "RateLimit-Remaining": "0;w=21600",
+                "Docker-RateLimit-Source": "192.0.2.7", "RateLimit-Reset": "7200"}
+
+
+def test_429_on_the_manifest_says_the_limit_what_remains_and_what_helps(proxy, image, tmp_path):
+    _, big = image
+    proxy.add(Fault.status(429, retry_after=3600, headers=RATE_LIMITED), path=r"/manifests/", times=None)
+    proc = pull(proxy, big, tmp_path / "store")
+    assert proc.returncode != 0
+    message = proc.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert "gave up after 4 attempts" in message, message
+    assert ("the registry's rate limit: limit 150 per 6 hours, 0 remaining, counted for 192.0.2.7; "
+            "it resets in 2 hours; it asks to wait 60 minutes (Retry-After); "
+            "log in (imgpull login) for a higher limit, or use a mirror (hosts.toml)") in message, message
+    assert message.count("rate limit") == 1, message
+    # Retried as HEADs (Retry-After capped by --retry-max-wait); no GET, which would count too.
+    assert [(r.method, r.status) for r in proxy.requests(path=r"/manifests/")] == [("HEAD", 429)] * 4
+
+
+def test_429_without_figures_says_the_registry_sent_none(proxy, image, tmp_path):
+    _, big = image
+    proxy.add(Fault.status(429), path=r"/manifests/", times=None)
+    proc = pull(proxy, big, tmp_path / "store", retries="0")
+    assert proc.returncode != 0
+    message = proc.stderr.strip()
+    assert ("too many requests (HTTP 429 from " in message and "the registry limits how often it may be asked (it "
+            "sent no RateLimit-Limit or RateLimit-Remaining header saying how often); log in (imgpull login) for a "
+            "higher limit, or use a mirror (hosts.toml)") in message, message
+
+
+def test_debug_prints_rate_limit_headers_and_no_other_header(proxy, image, tmp_path):
+    _, big = image
+    proxy.add(Fault.status(429, retry_after=0, headers={**RATE_LIMITED, "X-Session": "secret-value"}),
+              path=r"/manifests/", times=1)
+    proc = cli.run([*[x for kv in FAST.items() for x in kv], "--debug", "pull", f"{proxy.host}/{big.ref}"],
+                   tmp_path / "store")
+    assert proc.returncode == 0, proc.stderr
+    debug = [l for l in proc.stderr.splitlines() if l.startswith("DEBUG")]
+    for line in debug:
+        assert cli.DEBUG_LINE.match(line), line
+    [refused] = [l for l in debug if " -> 429 " in l]
+    assert refused.startswith(f"DEBUG HEAD http://{proxy.host}/v2/{big.repo}/manifests/{big.tag} -> 429 "), refused
+    assert refused.endswith(" [ratelimit-limit: 150;w=21600, ratelimit-remaining: 0;w=21600, "
+                            "docker-ratelimit-source: 192.0.2.7, ratelimit-reset: 7200]"), refused
+    assert "secret-value" not in proc.stderr
 
 
 def test_retries_run_out_with_a_message_saying_what_was_tried(proxy, image, tmp_path):

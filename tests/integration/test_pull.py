@@ -178,7 +178,9 @@ def test_debug_logs_every_exchange_and_no_secret(registry_plain, tmp_path):
     assert debug, proc.stderr
     for line in debug:
         assert cli.DEBUG_LINE.match(line), line
-    assert any(re.search(r"GET http://\S+/v2/single/manifests/latest -> 200", l) for l in debug)
+    # The tag is asked with HEAD (free where manifest GETs are counted), the manifest by its digest.
+    assert any(re.search(r"HEAD http://\S+/v2/single/manifests/latest -> 200", l) for l in debug)
+    assert any(re.search(r"GET http://\S+/v2/single/manifests/sha256:[0-9a-f]{64} -> 200", l) for l in debug)
 
 
 def test_concurrency_flag_is_honoured(registry_plain, tmp_path):

@@ -733,6 +733,21 @@ def debian(cache: str | None = None) -> DebianImage:
                        cached=not built, get_seconds=time.monotonic() - t)
 
 
+def push_index(registry: Registry, repo: str, tag: str, entries: list[dict],
+               media_type: str = OCI_INDEX) -> dict:
+    """Push an index (OCI, or a Docker manifest list with media_type) of
+    `entries` (descriptors: mediaType, digest, size, optional platform) as
+    REPO:TAG through the registry API, for shapes no tool makes (an index whose
+    entry is another index). Every entry must already be in REPO. Returns the
+    index's own descriptor ({"mediaType", "digest", "size"})."""
+    body = json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": entries}).encode()
+    r = registry.api("PUT", f"/v2/{repo}/manifests/{tag}", body=body,
+                     headers={"Content-Type": media_type, "Content-Length": str(len(body))})
+    if r.status != 201:
+        raise HarnessError(f"index PUT {repo}:{tag}: {r.status} {r.body[:300]!r}")
+    return {"mediaType": media_type, "digest": "sha256:" + hashlib.sha256(body).hexdigest(), "size": len(body)}
+
+
 def push_layout_exact(registry: Registry, layout: str, tag_in_layout: str, repo_and_tag: str) -> str:
     """Push one image of an OCI layout byte for byte through the registry API:
     its blobs as they are, then its manifest as it is. Returns the manifest

@@ -253,6 +253,8 @@ Result<ParsedManifest> parse_manifest(std::string_view bytes, std::string_view c
   return ParsedManifest(ImageManifest{type, std::move(config).value(), std::move(layers)});
 }
 
+bool is_index_media_type(std::string_view media_type) { return is_index_type(media_type); }
+
 Result<Descriptor> select_platform(const ImageIndex& index, const Platform& wanted) {
   std::vector<std::string> offered;
   for (const auto& d : index.manifests) {

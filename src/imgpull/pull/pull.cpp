@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
@@ -18,23 +20,85 @@
 namespace imgpull {
 namespace {
 
-// The image config, read from the store or fetched. A fetched config's ingest
-// lock is held from before the first layer until it is committed after the
-// last, so a second process pulling the same image waits for it, then finds
-// every blob in place and downloads nothing. (Locks are always taken config
-// first, then one layer at a time, so no two pulls deadlock.) Committed after
-// the layers, an image whose config is in the store got at least that far.
-struct ConfigBlob {
-  std::string bytes;
-  ImageConfig parsed;
-  std::unique_ptr<BlobWriter> writer;  // while the config is still to be committed
+// The image config, read from the store or fetched beside the layers. A
+// fetched config's ingest lock is held from before the first layer until it
+// is committed after the last, so a second process pulling the same image
+// waits for it, then finds every blob in place and downloads nothing. (Locks
+// are always taken config first, then layers, so no two pulls deadlock.)
+// Committed after the layers, an image whose config is in the store got at
+// least that far.
+class ConfigBlob {
+ public:
+  ConfigBlob(Store& store, const ImageManifest& manifest) : store_(store), manifest_(manifest) {}
+
+  // Takes the config from the store, or its ingest lock: no network.
+  Status begin() {
+    const Descriptor& blob = manifest_.config;
+    if (!store_.has_blob(blob.digest)) {
+      IMGPULL_ASSIGN_OR_RETURN(writer_, store_.begin_ingest(blob.digest, blob.size));
+    }
+    if (writer_) return {};
+    IMGPULL_ASSIGN_OR_RETURN(std::string bytes, store_.read_blob(blob.digest, kMaxConfigBytes));
+    return parsed(std::move(bytes));
+  }
+  bool needs_fetch() const { return writer_ && !ready_; }
+
+  // Fetches it (in a thread of its own, beside the layers).
+  Status fetch(Registry& registry) {
+    const Descriptor& blob = manifest_.config;
+    auto fetched = registry.get_blob(blob, kMaxConfigBytes);
+    if (!fetched && fetched.error().code() == ErrorCode::kCorrupt) {
+      fetched = registry.get_blob(blob, kMaxConfigBytes);  // once more, as for layers
+    }
+    if (!fetched) return set_failed(std::move(fetched).error().wrap("config"));
+    return parsed(std::move(fetched).value());
+  }
+
+  // Waits until the config is known (the rootfs applier needs its diffIDs).
+  Result<const ImageConfig*> wait() const {
+    std::unique_lock lock(mutex_);
+    known_.wait(lock, [&] { return ready_ || error_; });
+    if (error_) return *error_;
+    return &config_;
+  }
+  const ImageConfig& config() const { return config_; }
 
   Status commit() {
-    if (!writer) return {};
-    if (writer->bytes_written() > 0) IMGPULL_TRY(writer->restart());  // a crash's leftover
-    IMGPULL_TRY(writer->write(bytes.data(), bytes.size()));
-    return writer->commit();
+    if (!writer_) return {};
+    if (writer_->bytes_written() > 0) IMGPULL_TRY(writer_->restart());  // a crash's leftover
+    IMGPULL_TRY(writer_->write(bytes_.data(), bytes_.size()));
+    return writer_->commit();
   }
+
+ private:
+  Status parsed(std::string bytes) {
+    auto config = parse_config(bytes);
+    if (!config) return set_failed(std::move(config).error().wrap("config " + manifest_.config.digest.str()));
+    Status counted = check_diff_id_count(manifest_, *config);
+    if (!counted.ok()) return set_failed(std::move(counted).error());
+    std::lock_guard lock(mutex_);
+    bytes_ = std::move(bytes);
+    config_ = std::move(config).value();
+    ready_ = true;
+    known_.notify_all();
+    return {};
+  }
+  Status set_failed(Error error) {
+    std::lock_guard lock(mutex_);
+    error_ = error;
+    known_.notify_all();
+    return error;
+  }
+
+  Store& store_;
+  const ImageManifest& manifest_;
+  std::unique_ptr<BlobWriter> writer_;  // while the config is still to be committed
+  mutable std::mutex mutex_;
+  mutable std::condition_variable known_;
+  std::string bytes_;
+  ImageConfig config_;
+  bool ready_ = false;
+  std::optional<Error> error_;
 };
 
 // What the rootfs applier has read of a layer (compressed bytes, as the
@@ -73,9 +137,11 @@ Status check_foreign_layer(const Descriptor& layer, bool allowed) {
                            layer.digest.str(), layer.media_type, urls.empty() ? "no URL" : urls));
 }
 
-// Puts the manifests into the store and returns the OCI manifest to name.
+// Puts the manifests into the store (every index level too, so that the
+// repo digest leads to the image in the store: the next pull of the tag,
+// prune and save walk down from it) and returns the OCI manifest to name.
 Result<Descriptor> store_manifests(Store& store, const ResolvedImage& image, const ImageConfig& config) {
-  if (image.index) IMGPULL_TRY(store.write_blob(image.index->digest, image.index->bytes));
+  for (const auto& index : image.indexes) IMGPULL_TRY(store.write_blob(index.digest, index.bytes));
   IMGPULL_TRY(store.write_blob(image.fetched.digest, image.fetched.bytes));
   Descriptor named{std::string(media_type::kOciManifest), image.fetched.digest,
                    static_cast<int64_t>(image.fetched.bytes.size()), {}, {}, config.platform};
@@ -100,11 +166,12 @@ class Pull {
     IMGPULL_ASSIGN_OR_RETURN(ResolvedImage image, resolve());
     IMGPULL_TRY(check_image_manifest(image.manifest));
     events_.resolved(image.manifest.layers);
-    IMGPULL_ASSIGN_OR_RETURN(ConfigBlob config, config_of(image.manifest));
+    ConfigBlob config(store_, image.manifest);
+    IMGPULL_TRY(config.begin());
     IMGPULL_ASSIGN_OR_RETURN(std::vector<Descriptor> missing, missing_layers(image.manifest));
     IMGPULL_TRY(download_and_apply(image.manifest, config, missing));
     IMGPULL_TRY(config.commit());
-    return record(image, config);
+    return record(image, config.config());
   }
 
  private:
@@ -118,34 +185,11 @@ class Pull {
 
   // A pull by digest whose every blob is in the store needs no network.
   Result<ResolvedImage> resolve() {
-    if (auto local = resolve_local(store_, ref_, options_.platform)) return std::move(*local);
+    if (ref_.digest) {
+      if (auto local = resolve_local(store_, *ref_.digest, options_.platform)) return std::move(*local);
+    }
     IMGPULL_ASSIGN_OR_RETURN(Registry * registry, this->registry());
-    return resolve_remote(*registry, ref_, options_.platform);
-  }
-
-  Result<ConfigBlob> config_of(const ImageManifest& manifest) {
-    ConfigBlob config;
-    const Descriptor& blob = manifest.config;
-    if (!store_.has_blob(blob.digest)) {
-      IMGPULL_ASSIGN_OR_RETURN(config.writer, store_.begin_ingest(blob.digest, blob.size));
-    }
-    if (!config.writer) {
-      IMGPULL_ASSIGN_OR_RETURN(config.bytes, store_.read_blob(blob.digest, kMaxConfigBytes));
-    } else {
-      IMGPULL_ASSIGN_OR_RETURN(Registry * registry, this->registry());
-      auto fetched = registry->get_blob(blob, kMaxConfigBytes);
-      if (!fetched && fetched.error().code() == ErrorCode::kCorrupt) {
-        fetched = registry->get_blob(blob, kMaxConfigBytes);  // once more, as for layers
-      }
-      if (!fetched) return std::move(fetched).error().wrap("config");
-      config.bytes = std::move(fetched).value();
-      fetched_anything_ = true;
-    }
-    auto parsed = parse_config(config.bytes);
-    if (!parsed) return std::move(parsed).error().wrap("config " + blob.digest.str());
-    config.parsed = std::move(parsed).value();
-    IMGPULL_TRY(check_diff_id_count(manifest, config.parsed));
-    return config;
+    return resolve_remote(*registry, store_, ref_, options_.platform);
   }
 
   // The layers to download: each blob once, even if the image lists it twice.
@@ -164,47 +208,58 @@ class Pull {
     return missing;
   }
 
-  // Downloads `missing` and, with a rootfs, applies every layer in order in a
-  // thread of its own, each as its bytes arrive. Whichever fails first stops
-  // the other.
-  Status download_and_apply(const ImageManifest& manifest, const ConfigBlob& config,
-                            const std::vector<Descriptor>& missing) {
+  // Downloads `missing` and the config beside them and, with a rootfs,
+  // applies every layer in order in a thread of its own, each as its bytes
+  // arrive. Whichever fails first stops the others.
+  Status download_and_apply(const ImageManifest& manifest, ConfigBlob& config, const std::vector<Descriptor>& missing) {
     FollowedBlobs followed;
     if (options_.rootfs_fd >= 0) {
       for (const auto& layer : missing) followed.emplace(layer.digest, std::make_unique<FollowedBlob>());
     }
     std::optional<DownloadScheduler> downloads;
-    if (!missing.empty()) {
+    if (!missing.empty() || config.needs_fetch()) {
       IMGPULL_ASSIGN_OR_RETURN(Registry * registry, this->registry());
       downloads.emplace(*registry, store_, events_, followed, stop_);
+      fetched_anything_ = true;
+    }
+    std::thread config_fetch;
+    if (config.needs_fetch()) {
+      config_fetch = std::thread([&] {
+        name_this_thread("imgpull-config");
+        Status fetched = config.fetch(*registry_);
+        if (!fetched.ok()) downloads->cancel(std::move(fetched).error());
+      });
     }
     std::optional<Error> apply_error;
     std::thread applier;
     if (options_.rootfs_fd >= 0) {
       applier = std::thread([&] {
         name_this_thread("imgpull-apply");
-        Status applied = apply_while_downloading(manifest, config.parsed, followed);
+        Status applied = apply_while_downloading(manifest, config, followed);
         if (applied.ok()) return;
         apply_error = std::move(applied).error();
         if (downloads) downloads->cancel(*apply_error);
       });
     }
     Status downloaded;
-    if (downloads) {
-      downloaded = downloads->run(missing, options_.max_concurrent_downloads);
+    if (!missing.empty()) {
+      downloaded = downloads->run(missing, options_.downloads);
       bytes_downloaded_ = downloads->bytes_downloaded();
       bytes_resumed_ = downloads->bytes_resumed();
-      fetched_anything_ = true;
     }
+    if (config_fetch.joinable()) config_fetch.join();
     if (applier.joinable()) applier.join();
     // The applier's error explains a cancelled download better than the other way round.
     if (apply_error) return *apply_error;
-    return downloaded;
+    IMGPULL_TRY(std::move(downloaded));
+    IMGPULL_TRY(config.wait());
+    return {};
   }
 
   // Layers being downloaded are read as they grow; the others from the store.
-  Status apply_while_downloading(const ImageManifest& manifest, const ImageConfig& config,
+  Status apply_while_downloading(const ImageManifest& manifest, const ConfigBlob& config_blob,
                                  FollowedBlobs& followed) {
+    IMGPULL_ASSIGN_OR_RETURN(const ImageConfig* config, config_blob.wait());
     auto source_for = [&](size_t i) -> Result<std::unique_ptr<ByteSource>> {
       const Descriptor& layer = manifest.layers[i];
       std::unique_ptr<ByteSource> source;
@@ -221,11 +276,11 @@ class Pull {
       events_.layer(PullEvent::Kind::kLayerExtracting, layer, layer.size);  // all of it applied
       if (followed.contains(layer.digest)) events_.layer(PullEvent::Kind::kLayerComplete, layer, layer.size);
     };
-    return apply_layers(options_.rootfs_fd, manifest, config, source_for, options_.apply, on_applied);
+    return apply_layers(options_.rootfs_fd, manifest, *config, source_for, options_.apply, on_applied);
   }
 
-  Result<PullResult> record(const ResolvedImage& image, const ConfigBlob& config) {
-    IMGPULL_ASSIGN_OR_RETURN(Descriptor named, store_manifests(store_, image, config.parsed));
+  Result<PullResult> record(const ResolvedImage& image, const ImageConfig& config) {
+    IMGPULL_ASSIGN_OR_RETURN(Descriptor named, store_manifests(store_, image, config));
     std::string name = store_name_for(ref_);
     IMGPULL_ASSIGN_OR_RETURN(auto previous, store_.find_image(name));
     bool up_to_date = !fetched_anything_ && previous && previous->manifest.digest == named.digest;

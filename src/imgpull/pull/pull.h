@@ -2,7 +2,8 @@
 // asked, its root filesystem made while the layers download. The public face
 // of this is Client::pull (include/imgpull/client.h); this is the engine.
 //
-//   resolve the manifest (following an index to the wanted platform; the
+//   resolve the manifest (a HEAD for a tag, then only the documents the
+//   store lacks, following indexes to the wanted platform: resolve.h; the
 //   registry is connected and authenticated at its first use) -> the config
 //   -> skip the layers the store has -> download the others, N at once, each
 //   byte hashed on its way to the ingest file, each blob verified and
@@ -28,6 +29,7 @@
 #include "imgpull/manifest.h"
 #include "imgpull/reference.h"
 #include "imgpull/store.h"
+#include "pull/download_scheduler.h"
 #include "remote/registry.h"
 #include "unpack/layer_applier.h"
 
@@ -35,7 +37,7 @@ namespace imgpull {
 
 struct PullOptions {
   Platform platform = Platform::host();
-  int max_concurrent_downloads = 3;  // as Docker's default
+  DownloadOptions downloads;  // connections, pieces
   // When >= 0, a directory (a StagedDir's, unpack/staged_dir.h) in which
   // the image's root filesystem is made while the layers download: each
   // layer is applied as its bytes arrive, in order, and checked against the

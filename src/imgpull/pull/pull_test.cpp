@@ -4,12 +4,15 @@
 // tested by tests/integration/.
 #include "pull/pull.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <random>
 #include <thread>
 
+#include "imgpull/images.h"
+#include "pull/resolve.h"
 #include "testing/fake_registry.h"
 
 namespace imgpull {
@@ -17,6 +20,7 @@ namespace {
 
 using testing::FakeRegistry;
 using testing::Gate;
+using testing::ImageDocuments;
 using testing::ImageOptions;
 using testing::tar_of;
 using testing::TestLayer;
@@ -50,6 +54,22 @@ struct Events {
     return at;
   }
 };
+
+// An index entry for the image `docs` (as FakeRegistry::push serves it).
+Descriptor entry_for(const ImageDocuments& docs, std::string_view platform) {
+  std::string manifest = to_oci_manifest(docs.manifest);
+  return Descriptor{std::string(media_type::kOciManifest), Digest::of(manifest),
+                    static_cast<int64_t>(manifest.size()), {}, {}, *Platform::parse(platform)};
+}
+
+// An OCI index (or a Docker manifest list) of `entries`.
+std::string index_of(const std::vector<Descriptor>& entries, std::string_view type = media_type::kOciIndex) {
+  nlohmann::json doc = {{"schemaVersion", 2}, {"mediaType", type}, {"manifests", nlohmann::json::array()}};
+  for (const auto& d : entries) doc["manifests"].push_back(descriptor_to_json(d));
+  return doc.dump();
+}
+
+using Requests = std::vector<std::string>;
 
 // Bytes no compressor shrinks, so a layer's blob is as big as its file.
 std::string random_bytes(size_t n, unsigned seed) {
@@ -137,7 +157,7 @@ TEST_F(PullTest, LayersAreAppliedInOrderWhateverOrderTheyArrive) {
     first_gate->open();
   });
   PullOptions options = with_rootfs();
-  options.max_concurrent_downloads = 3;
+  options.downloads.max_concurrent_blobs = 3;
   auto pulled = pull("registry.test/img:1", options);
   opener.join();
   ASSERT_TRUE(pulled.ok()) << pulled.error().message();
@@ -268,6 +288,186 @@ TEST_F(PullTest, AnApplyErrorStopsADownloadThatStalls) {
   EXPECT_NE(pulled.error().message().find("expected diff_id"), std::string::npos) << pulled.error().message();
   EXPECT_NE(pulled.error().message().find(bad.digest().str()), std::string::npos) << pulled.error().message();
   EXPECT_TRUE(events.find(PullEvent::Kind::kLayerDownloaded, stalled.digest()).empty());
+}
+
+// ---- resolving: HEAD first, nested indexes ----
+
+TEST_F(PullTest, AnUpToDateTagCostsOneHeadAndNoManifestGet) {
+  TestLayer a = TestLayer::gzipped(tar_of({{"a", "1"}}));
+  auto docs = registry.push("1", {a});
+  const std::string manifest = Digest::of(to_oci_manifest(docs.manifest)).str();
+
+  auto first = pull("registry.test/img:1");
+  ASSERT_TRUE(first.ok()) << first.error().message();
+  // The document is fetched by the digest the HEAD named, so its bytes are checked against it.
+  EXPECT_EQ(registry.manifest_requests(), (Requests{"HEAD 1", "GET " + manifest}));
+
+  registry.clear_manifest_requests();
+  auto again = pull("registry.test/img:1");
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(registry.manifest_requests(), (Requests{"HEAD 1"}));
+  EXPECT_TRUE(again->up_to_date);
+  EXPECT_EQ(again->repo_digest, first->repo_digest);
+  EXPECT_EQ(again->manifest_digest, first->manifest_digest);
+  EXPECT_EQ(registry.fetches(a.digest()), 1);
+}
+
+TEST_F(PullTest, AnUpToDateIndexCostsOneHeadAndAMovedTagOnlyItsNewIndex) {
+  TestLayer amd = TestLayer::gzipped(tar_of({{"arch", "amd64"}}));
+  TestLayer arm = TestLayer::gzipped(tar_of({{"arch", "arm64"}}));
+  auto amd_docs = registry.push("amd64", {amd});
+  auto arm_docs = registry.push("arm64", {arm});
+  Descriptor amd_entry = entry_for(amd_docs, "linux/amd64");
+  Descriptor index = registry.push_document(
+      "1", index_of({amd_entry, entry_for(arm_docs, "linux/arm64")}), media_type::kOciIndex);
+  PullOptions options;
+  options.platform = *Platform::parse("linux/amd64");
+
+  auto first = pull("registry.test/img:1", options);
+  ASSERT_TRUE(first.ok()) << first.error().message();
+  EXPECT_EQ(registry.manifest_requests(),
+            (Requests{"HEAD 1", "GET " + index.digest.str(), "GET " + amd_entry.digest.str()}));
+  EXPECT_EQ(first->repo_digest, index.digest);
+
+  registry.clear_manifest_requests();
+  auto again = pull("registry.test/img:1", options);
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(registry.manifest_requests(), (Requests{"HEAD 1"}));
+  EXPECT_TRUE(again->up_to_date);
+
+  // The tag moves to an index listing the same amd64 image: only the new
+  // index is fetched; the platform manifest is in the store.
+  Descriptor moved = registry.push_document("1", index_of({amd_entry}, media_type::kDockerManifestList),
+                                            media_type::kDockerManifestList);
+  registry.clear_manifest_requests();
+  auto after_move = pull("registry.test/img:1", options);
+  ASSERT_TRUE(after_move.ok()) << after_move.error().message();
+  EXPECT_EQ(registry.manifest_requests(), (Requests{"HEAD 1", "GET " + moved.digest.str()}));
+  EXPECT_EQ(after_move->repo_digest, moved.digest);
+  EXPECT_EQ(after_move->manifest_digest, first->manifest_digest);
+}
+
+TEST_F(PullTest, AHeadWithoutADigestOrARefusedHeadFallsBackToGetByTag) {
+  TestLayer a = TestLayer::gzipped(tar_of({{"a", "1"}}));
+  registry.push("1", {a});
+  registry.head_without_digest();
+  auto pulled = pull("registry.test/img:1");
+  ASSERT_TRUE(pulled.ok()) << pulled.error().message();
+  EXPECT_EQ(registry.manifest_requests(), (Requests{"HEAD 1", "GET 1"}));
+
+  FakeRegistry refusing;
+  refusing.push("1", {a});
+  refusing.refuse_head(Error(ErrorCode::kInvalidArgument, "HEAD manifest 1: method not allowed (HTTP 405)"));
+  auto refused = pull_image(store.store(), ref_of("registry.test/other:1"), {}, refusing.connector());
+  ASSERT_TRUE(refused.ok()) << refused.error().message();
+  EXPECT_EQ(refusing.manifest_requests(), (Requests{"HEAD 1", "GET 1"}));
+}
+
+TEST_F(PullTest, AHeadThatCannotBeServedIsNotFollowedByAGet) {
+  TestLayer a = TestLayer::gzipped(tar_of({{"a", "1"}}));
+  registry.push("1", {a});
+  registry.refuse_head(Error(ErrorCode::kUnavailable, "manifest 1: gave up after 6 attempts: HEAD: too many requests"));
+  auto pulled = pull("registry.test/img:1");
+  ASSERT_FALSE(pulled.ok());
+  EXPECT_NE(pulled.error().message().find("too many requests"), std::string::npos) << pulled.error().message();
+  EXPECT_EQ(registry.manifest_requests(), (Requests{"HEAD 1"})) << "a GET would count against the limit too";
+}
+
+// index -> index (no platform) -> manifests, as containerd follows it.
+class NestedIndexTest : public PullTest {
+ protected:
+  PullOptions for_platform(std::string_view platform) {
+    PullOptions options = with_rootfs();
+    options.platform = *Platform::parse(platform);
+    return options;
+  }
+
+  TestLayer amd = TestLayer::gzipped(tar_of({{"arch", "amd64"}}));
+  TestLayer arm = TestLayer::gzipped(tar_of({{"arch", "arm64"}}));
+  ImageDocuments amd_docs = registry.push("amd64", {amd});
+  ImageDocuments arm_docs = registry.push("arm64", {arm});
+  Descriptor inner = registry.push_document(
+      "", index_of({entry_for(arm_docs, "linux/arm64"), entry_for(amd_docs, "linux/amd64")}), media_type::kOciIndex);
+  // The outer index also has an entry whose platform does not fit, which must not be taken.
+  Descriptor outer = registry.push_document("1", index_of({entry_for(arm_docs, "linux/arm64/v8"), inner}),
+                                            media_type::kOciIndex);
+};
+
+TEST_F(NestedIndexTest, FollowsAnIndexWithoutPlatformToTheWantedPlatform) {
+  auto pulled = pull("registry.test/img:1", for_platform("linux/amd64"));
+  ASSERT_TRUE(pulled.ok()) << pulled.error().message();
+  EXPECT_EQ(pulled->config_digest, amd_docs.manifest.config.digest);
+  EXPECT_EQ(pulled->repo_digest, outer.digest);
+  EXPECT_EQ(slurp(rootfs.path() / "arch"), "amd64");
+  EXPECT_EQ(registry.manifest_requests(), (Requests{"HEAD 1", "GET " + outer.digest.str(), "GET " + inner.digest.str(),
+                                                     "GET " + entry_for(amd_docs, "linux/amd64").digest.str()}));
+  // Every level is stored, so the repo digest leads to the image.
+  EXPECT_TRUE(store.store().has_blob(outer.digest));
+  EXPECT_TRUE(store.store().has_blob(inner.digest));
+  EXPECT_FALSE(store.store().has_blob(arm.digest()));
+
+  registry.clear_manifest_requests();
+  auto again = pull("registry.test/img:1", for_platform("linux/amd64"));
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_TRUE(again->up_to_date);
+  EXPECT_EQ(registry.manifest_requests(), (Requests{"HEAD 1"}));
+
+  // By the top-level digest, from the store alone.
+  auto by_digest = pull("registry.test/img@" + outer.digest.str(), for_platform("linux/amd64"));
+  ASSERT_TRUE(by_digest.ok()) << by_digest.error().message();
+  EXPECT_EQ(by_digest->config_digest, amd_docs.manifest.config.digest);
+  EXPECT_EQ(registry.connects(), 2) << "the pull by digest needed no registry";
+
+  // Prune keeps every level: the walk from the repo digest passes through both indexes.
+  auto pruned = prune_store(store.store(), {});
+  ASSERT_TRUE(pruned.ok()) << pruned.error().message();
+  EXPECT_EQ(pruned->blobs_deleted, 0u);
+  EXPECT_TRUE(resolve_local(store.store(), outer.digest, *Platform::parse("linux/amd64")).has_value());
+}
+
+TEST_F(NestedIndexTest, AMatchingPlatformIsPreferredToAnIndexWithoutOne) {
+  auto pulled = pull("registry.test/img:1", for_platform("linux/arm64"));
+  ASSERT_TRUE(pulled.ok()) << pulled.error().message();
+  EXPECT_EQ(pulled->config_digest, arm_docs.manifest.config.digest);
+  EXPECT_EQ(registry.manifest_requests(),
+            (Requests{"HEAD 1", "GET " + outer.digest.str(), "GET " + entry_for(arm_docs, "linux/arm64").digest.str()}));
+}
+
+TEST_F(NestedIndexTest, NoMatchListsWhatEachLevelOffers) {
+  auto pulled = pull("registry.test/img:1", for_platform("linux/s390x"));
+  ASSERT_FALSE(pulled.ok());
+  EXPECT_EQ(pulled.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(pulled.error().message(),
+            "pulling registry.test/img:1: no image for platform linux/s390x: index " + outer.digest.str() +
+                " offers: linux/arm64/v8, an index with no platform (" + inner.digest.str() + "); index " +
+                inner.digest.str() + " offers: linux/arm64, linux/amd64");
+  auto found = store.store().find_image("registry.test/img:1");
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE(found->has_value());
+}
+
+TEST_F(PullTest, IndexesNestedDeeperThanTheLimitAreRefused) {
+  TestLayer a = TestLayer::gzipped(tar_of({{"a", "1"}}));
+  Descriptor level = entry_for(registry.push("image", {a}), "linux/amd64");
+  std::vector<Descriptor> levels;
+  for (size_t i = 0; i <= kMaxIndexDepth; ++i) {
+    level = registry.push_document("", index_of({level}), media_type::kOciIndex);
+    levels.push_back(level);
+  }
+  PullOptions options;
+  options.platform = *Platform::parse("linux/amd64");
+  // kMaxIndexDepth levels are followed...
+  auto deepest_allowed = pull("registry.test/img@" + levels[kMaxIndexDepth - 1].digest.str(), options);
+  ASSERT_TRUE(deepest_allowed.ok()) << deepest_allowed.error().message();
+  // ...one more is not.
+  auto too_deep = pull("registry.test/img@" + levels[kMaxIndexDepth].digest.str(), options);
+  ASSERT_FALSE(too_deep.ok());
+  EXPECT_EQ(too_deep.error().code(), ErrorCode::kUnsupported);
+  EXPECT_NE(too_deep.error().message().find(fmt::format("deeper than {} levels", kMaxIndexDepth)), std::string::npos)
+      << too_deep.error().message();
+  for (const auto& l : levels) {
+    EXPECT_NE(too_deep.error().message().find(l.digest.str()), std::string::npos) << too_deep.error().message();
+  }
 }
 
 TEST_F(PullTest, AMissingManifestSaysSo) {

@@ -58,6 +58,29 @@ std::string loggable_url(std::string_view url) {
   return out;
 }
 
+// The only header values a debug log shows: a registry's rate-limit figures
+// (RateLimit-Limit, RateLimit-Remaining, ... and Docker Hub's
+// Docker-RateLimit-Source, the address or account counted), which say why a
+// pull was refused and carry no secret.
+bool is_loggable_header(std::string_view lower_case_name) {
+  return lower_case_name == "ratelimit" || lower_case_name.starts_with("ratelimit-") ||
+         lower_case_name == "docker-ratelimit-source";
+}
+
+// " [ratelimit-limit: 100;w=21600, ratelimit-remaining: 99;w=21600]", or "".
+std::string loggable_headers(const Response& response) {
+  std::string shown;
+  for (const auto& [name, value] : response.headers) {
+    if (!is_loggable_header(name)) continue;
+    std::string printable = value;  // whatever the server sent: no terminal control sequences
+    for (char& c : printable) {
+      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+    }
+    shown += fmt::format("{}{}: {}", shown.empty() ? "" : ", ", name, printable);
+  }
+  return shown.empty() ? "" : " [" + shown + "]";
+}
+
 std::string host_of_origin(std::string_view origin) {
   auto sep = origin.find("://");
   return sep == std::string_view::npos ? std::string(origin) : std::string(origin.substr(sep + 3));
@@ -438,8 +461,9 @@ Result<Response> Client::Impl::perform_hop(CURL* h, const Request& request, cons
     std::string outcome = code == CURLE_OK || ex.abort_reason
                               ? std::to_string(response.status)
                               : std::string("error: ") + curl_easy_strerror(code);
-    options.debug_log(fmt::format("{} {} -> {} ({}, {} ms)", method, loggable_url(url), outcome,
-                                  format_bytes_binary(ex.body_bytes), micros / 1000));
+    options.debug_log(fmt::format("{} {} -> {} ({}, {} ms){}", method, loggable_url(url), outcome,
+                                  format_bytes_binary(ex.body_bytes), micros / 1000,
+                                  loggable_headers(response)));
   }
   if (ex.abort_reason) return std::move(*ex.abort_reason);
   if (code != CURLE_OK) {

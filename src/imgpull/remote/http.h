@@ -109,8 +109,10 @@ using BodySink = std::function<Status(const char* data, size_t size)>;
 using HeadHandler = std::function<Status(const Response& head)>;
 
 struct ClientOptions {
-  // Called once per HTTP exchange: "GET URL -> 200 (1.2 KiB, 14 ms)". Never
-  // given a header value, so no secret can reach it.
+  // Called once per HTTP exchange: "GET URL -> 200 (1.2 KiB, 14 ms)", then
+  // the registry's rate-limit headers if it sent any ("[ratelimit-limit:
+  // 100;w=21600, ratelimit-remaining: 99;w=21600]"). Never given any other
+  // header value, so no secret can reach it.
   std::function<void(std::string_view)> debug_log;
   // TLS settings for an origin host ("127.0.0.1:5000") that a request does
   // not bring itself: certs.d/<host>/ files, --insecure-registry.

@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <cinttypes>
 #include <cstdio>
@@ -13,6 +14,8 @@
 #include <random>
 #include <thread>
 #include <nlohmann/json.hpp>
+
+#include "remote/rate_limit.h"
 
 namespace imgpull {
 namespace {
@@ -43,6 +46,15 @@ std::optional<std::chrono::milliseconds> parse_retry_after(const std::string& va
   time_t when = curl_getdate(value.c_str(), nullptr);
   if (when < 0) return std::nullopt;
   return std::chrono::seconds(std::max<time_t>(0, when - std::time(nullptr)));
+}
+
+// `error`, the last of a request refused with 429, with what the registry
+// said of its rate limit and what helps: once, not with every attempt.
+Error rate_limited(Error error, const http::Response& response,
+                   std::optional<std::chrono::milliseconds> retry_after) {
+  std::optional<std::chrono::seconds> wait;
+  if (retry_after) wait = std::chrono::duration_cast<std::chrono::seconds>(*retry_after);
+  return Error(error.code(), error.message() + "; " + explain_rate_limit(parse_rate_limit(response), wait));
 }
 
 // Counts attempts and sleeps between them: exponential back-off with full
@@ -87,11 +99,41 @@ class Retrier {
   ErrorCode last_code_ = ErrorCode::kUnavailable;
 };
 
-// "bytes 100-199/200" -> 100.
-std::optional<uint64_t> content_range_start(const std::string& value) {
-  uint64_t start = 0;
-  if (std::sscanf(value.c_str(), "bytes %" SCNu64 "-", &start) != 1) return std::nullopt;
-  return start;
+// "bytes 100-199/200" -> {100, 199, 200}; the total is nullopt for "*".
+struct ContentRange {
+  uint64_t first = 0;
+  uint64_t last = 0;
+  std::optional<uint64_t> total;
+};
+std::optional<ContentRange> parse_content_range(const std::string& value) {
+  ContentRange r;
+  int consumed = 0;
+  if (std::sscanf(value.c_str(), "bytes %" SCNu64 "-%" SCNu64 "/%n", &r.first, &r.last, &consumed) != 2 ||
+      consumed == 0 || r.last < r.first) {
+    return std::nullopt;
+  }
+  std::string total = value.substr(static_cast<size_t>(consumed));
+  if (total != "*") {
+    uint64_t t = 0;
+    int end = 0;
+    if (std::sscanf(total.c_str(), "%" SCNu64 "%n", &t, &end) != 1 || static_cast<size_t>(end) != total.size()) {
+      return std::nullopt;
+    }
+    r.total = t;
+  }
+  return r;
+}
+
+// Whether a 206 answers what was asked: the bytes from `offset`, not past
+// `end` (a server may send fewer), of a blob of `size` bytes (when known).
+// Anything else is never taken as the blob's bytes.
+Status check_partial_content(const std::string& header, uint64_t offset, uint64_t end, int64_t size) {
+  auto range = parse_content_range(header);
+  bool fits = range && range->first == offset && range->last < end &&
+              (size < 0 || !range->total || *range->total == static_cast<uint64_t>(size));
+  if (fits) return {};
+  return Error(ErrorCode::kCorrupt, fmt::format("asked for bytes {}-{} and got Content-Range \"{}\"", offset,
+                                                end - 1, header));
 }
 
 }  // namespace
@@ -374,20 +416,50 @@ Result<FetchedManifest> RegistryClient::get_manifest(const std::string& selector
   return on_endpoints<FetchedManifest>(
       by_digest ? kCapabilityPull : kCapabilityResolve, what,
       [&](Endpoint& e, bool last) -> Result<FetchedManifest> {
-        http::Request request;
-        request.url = url(e, "manifests", selector);
-        request.headers.emplace_back("Accept", manifest_accept_header());
-        request.max_buffered_body = kMaxManifestBytes;
+        http::Request request = manifest_request(e, "GET", selector);
         IMGPULL_ASSIGN_OR_RETURN(http::Response response,
                                  fetch_with_retries(e, request, what, policy_for(last)));
         if (response.status != 200) return response_error(response, what);
-        Digest actual = Digest::of(response.body);
-        if (auto wanted = Digest::parse(selector); wanted.ok() && *wanted != actual) {
+        // Hashed as the digest asked for says (a HEAD may have named a sha512 one).
+        auto wanted = Digest::parse(selector);
+        Digest actual = Digest::of(response.body, wanted.ok() ? wanted->algorithm() : DigestAlgorithm::kSha256);
+        if (wanted.ok() && *wanted != actual) {
           return Error(ErrorCode::kCorrupt,
                        fmt::format("manifest {} from {}: the registry sent bytes that hash to {}", selector,
                                    request.url, actual.str()));
         }
         return FetchedManifest{std::move(response.body), response.header("content-type"), actual};
+      },
+      [](const Error&) { return false; });
+}
+
+http::Request RegistryClient::manifest_request(const Endpoint& e, std::string_view method,
+                                               const std::string& selector) const {
+  http::Request request;
+  request.method = std::string(method);
+  request.url = url(e, "manifests", selector);
+  request.headers.emplace_back("Accept", manifest_accept_header());
+  request.max_buffered_body = kMaxManifestBytes;
+  return request;
+}
+
+Result<ManifestHead> RegistryClient::head_manifest(const std::string& selector) {
+  bool by_digest = Digest::parse(selector).ok();
+  const std::string what = "manifest " + selector;
+  return on_endpoints<ManifestHead>(
+      by_digest ? kCapabilityPull : kCapabilityResolve, what,
+      [&](Endpoint& e, bool last) -> Result<ManifestHead> {
+        IMGPULL_ASSIGN_OR_RETURN(http::Response response,
+                                 fetch_with_retries(e, manifest_request(e, "HEAD", selector), what, policy_for(last)));
+        if (response.status != 200) return response_error(response, "HEAD " + what);
+        ManifestHead head;
+        if (auto digest = Digest::parse(response.header("docker-content-digest")); digest.ok()) head.digest = *digest;
+        head.content_type = response.header("content-type");
+        uint64_t size = 0;
+        std::string length = response.header("content-length");
+        auto [end, ec] = std::from_chars(length.data(), length.data() + length.size(), size);
+        if (!length.empty() && ec == std::errc() && end == length.data() + length.size()) head.size = size;
+        return head;
       },
       [](const Error&) { return false; });
 }
@@ -426,13 +498,31 @@ Result<http::Response> RegistryClient::fetch_with_retries(Endpoint& e, const htt
     auto response = send(e, request, nullptr);
     if (response.ok() && !is_retryable_status(response->status)) return response;
     if (!response.ok() && !is_retryable_error(response.error())) return response;
-    Error failure = response.ok() ? response_error(*response, "GET") : response.error();
+    Error failure = response.ok() ? response_error(*response, request.method) : response.error();
     auto retry_after = response.ok() ? parse_retry_after(response->header("retry-after")) : std::nullopt;
-    if (!retrier.again(failure, retry_after)) return retrier.give_up(what);
+    if (!retrier.again(failure, retry_after)) {
+      Error error = retrier.give_up(what);
+      if (response.ok() && response->status == 429) return rate_limited(std::move(error), *response, retry_after);
+      return error;
+    }
   }
 }
 
 Status RegistryClient::fetch_blob(const Descriptor& blob, BlobSink& sink) {
+  // A piece of a blob whose earlier request was redirected goes straight to
+  // the target, with no registry round trip and no registry credentials. A
+  // target that refuses (a signed URL expired) is asked for again through
+  // the registry.
+  if (sink.range_end()) {
+    if (auto location = blob_location(blob.digest)) {
+      bool sink_failed = false;
+      RetryPolicy once = options_.retry;
+      once.max_retries = std::min(once.max_retries, 1);
+      Status st = fetch_blob_from(nullptr, *location, blob, sink, once, &sink_failed);
+      if (st.ok() || sink_failed || sink.cancelled() || st.error().code() == ErrorCode::kCorrupt) return st;
+      set_blob_location(blob.digest, "");
+    }
+  }
   bool sink_failed = false;
   auto fetched = on_endpoints<bool>(
       kCapabilityPull, "blob " + blob.digest.str(),
@@ -447,6 +537,18 @@ Status RegistryClient::fetch_blob(const Descriptor& blob, BlobSink& sink) {
       [&](const Error&) { return sink_failed || sink.cancelled(); });
   if (!fetched) return std::move(fetched).error();
   return {};
+}
+
+std::optional<std::string> RegistryClient::blob_location(const Digest& blob) const {
+  std::lock_guard lock(locations_mutex_);
+  auto it = blob_locations_.find(blob);
+  if (it == blob_locations_.end() || it->second.empty()) return std::nullopt;
+  return it->second;
+}
+
+void RegistryClient::set_blob_location(const Digest& blob, const std::string& url) {
+  std::lock_guard lock(locations_mutex_);
+  blob_locations_[blob] = url;
 }
 
 Status RegistryClient::fetch_foreign_blob(const Descriptor& blob, BlobSink& sink) {
@@ -468,47 +570,61 @@ Status RegistryClient::fetch_foreign_blob(const Descriptor& blob, BlobSink& sink
 Status RegistryClient::fetch_blob_from(Endpoint* endpoint, const std::string& url, const Descriptor& blob,
                                        BlobSink& sink, const RetryPolicy& policy, bool* sink_failed_out) {
   const std::string what = "blob " + blob.digest.str();
+  const std::optional<uint64_t> piece_end = sink.range_end();
   Retrier retrier(policy, [&] { return sink.cancelled() || (options_.cancelled && options_.cancelled()); });
   while (true) {
     const uint64_t offset = sink.bytes_held();
     // Every byte arrived before the connection broke: asking for more would
     // only get a 416 (which distribution answers with a broken body).
-    if (offset > 0 && blob.size >= 0 && offset >= static_cast<uint64_t>(blob.size)) return {};
+    if (piece_end && offset >= *piece_end) return {};
+    if (!piece_end && offset > 0 && blob.size >= 0 && offset >= static_cast<uint64_t>(blob.size)) return {};
+    const uint64_t end = piece_end ? *piece_end : (blob.size >= 0 ? static_cast<uint64_t>(blob.size) : UINT64_MAX);
     http::Request request;
     request.url = url;
-    if (offset > 0) request.headers.emplace_back("Range", fmt::format("bytes={}-", offset));
+    if (piece_end) {
+      request.headers.emplace_back("Range", fmt::format("bytes={}-{}", offset, end - 1));
+    } else if (offset > 0) {
+      request.headers.emplace_back("Range", fmt::format("bytes={}-", offset));
+    }
     request.cancelled = [&] { return sink.cancelled(); };  // also while the transfer stalls
     bool& sink_failed = *sink_failed_out;  // the sink's own errors are final, never retried
     sink_failed = false;
+    bool satisfied = false;  // the sink wants no more: the transfer was stopped on purpose
     http::HeadHandler on_head = [&](const http::Response& head) -> Status {
       if (head.status == 206) {
-        auto start = content_range_start(head.header("content-range"));
-        if (start != offset) {
-          sink_failed = true;
-          return Error(ErrorCode::kCorrupt,
-                       fmt::format("asked for bytes from {} and got Content-Range \"{}\"", offset,
-                                   head.header("content-range")));
-        }
-        return {};
+        Status fits = check_partial_content(head.header("content-range"), offset, end, blob.size);
+        sink_failed = !fits.ok();
+        return fits;
       }
-      if (offset == 0) return {};
-      Status restarted = sink.restart();  // 200 to a Range request: the whole blob again
-      sink_failed = !restarted.ok();
+      // 200 to a Range request: the whole blob, from its first byte.
+      if (offset == 0 && !piece_end) return {};
+      Status restarted = sink.restart();
+      if (!restarted.ok() && sink.satisfied()) satisfied = true;
+      sink_failed = !restarted.ok() && !satisfied;
       return restarted;
     };
     http::BodySink body = [&](const char* data, size_t size) -> Status {
       Status written = sink.write(data, size);
       sink_failed = !written.ok();
+      if (written.ok() && sink.satisfied()) {
+        satisfied = true;
+        return Error(ErrorCode::kCancelled, "the piece is complete");
+      }
       return written;
     };
     auto response = endpoint != nullptr ? send(*endpoint, request, &body, &on_head)
                                         : client_.stream(request, body, on_head);
+    if (satisfied) return {};
     std::optional<std::chrono::milliseconds> retry_after;
     Error failure(ErrorCode::kUnavailable, "");
     if (!response.ok()) {
       if (sink_failed || !is_retryable_error(response.error())) return std::move(response).error();
       failure = std::move(response).error();
     } else if (response->status == 200 || response->status == 206) {
+      if (endpoint != nullptr && response->url != url) set_blob_location(blob.digest, response->url);
+      // A piece ends where its answer ends; the plan gives what is missing to
+      // the next free connection.
+      if (piece_end) return {};
       // A complete answer with a Content-Length is what the registry says the
       // blob is: a wrong size is then its lie, for the sink's size check to
       // report. Without one, an early end may just be a dropped connection.
@@ -518,6 +634,13 @@ Status RegistryClient::fetch_blob_from(Endpoint* endpoint, const std::string& ur
       }
       failure = Error(ErrorCode::kUnavailable, fmt::format("connection closed after {} of {} bytes",
                                                           sink.bytes_held(), blob.size));
+    } else if (response->status == 416) {
+      // Asked within the size the descriptor gives, refused: the server's
+      // blob is not that size.
+      return Error(ErrorCode::kCorrupt,
+                   fmt::format("{}: asked for bytes {}-{} of {} and the server answered 416 (Content-Range \"{}\") "
+                               "from {}",
+                               what, offset, end - 1, blob.size, response->header("content-range"), response->url));
     } else {
       if (!is_retryable_status(response->status)) return response_error(*response, what);
       retry_after = parse_retry_after(response->header("retry-after"));

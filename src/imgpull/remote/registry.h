@@ -20,6 +20,8 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -45,17 +47,27 @@ struct RetryPolicy {
   std::chrono::milliseconds max_delay{30'000};
 };
 
-// Where a resumable blob download puts its bytes.
+// Where a resumable blob download puts its bytes: the whole blob, or one
+// piece of it when several connections share the blob.
 class BlobSink {
  public:
   virtual ~BlobSink() = default;
-  // Bytes already held: a retry asks the registry for the rest (Range).
+  // The next byte wanted (bytes already held: a retry asks for the rest).
   virtual uint64_t bytes_held() const = 0;
-  // The registry ignored Range and is sending the whole blob again.
+  // For a piece: one past its last byte. Its requests then always carry a
+  // closed Range ("bytes=<held>-<end - 1>"), never an open-ended one, so a
+  // server never streams more than the piece. nullopt: the whole blob.
+  virtual std::optional<uint64_t> range_end() const { return std::nullopt; }
+  // The server ignored Range and is sending the whole blob from its first
+  // byte. A piece that cannot take it (another connection carries the blob)
+  // says so with satisfied().
   virtual Status restart() = 0;
   virtual Status write(const char* data, size_t size) = 0;
   // True when the pull is being abandoned: no more retries.
   virtual bool cancelled() const { return false; }
+  // True once the sink wants no more bytes (another connection took the
+  // rest of its piece): the transfer stops there, successfully.
+  virtual bool satisfied() const { return false; }
 };
 
 struct RegistryOptions {
@@ -104,6 +116,16 @@ struct FetchedManifest {
   Digest digest;  // our own hash of `bytes`, never the registry's header
 };
 
+// What a HEAD of a manifest says, without the manifest. The digest is the
+// registry's word for which document the tag names: good for asking for that
+// document by digest (which verifies it) or finding it in the store, never
+// for trusting bytes.
+struct ManifestHead {
+  std::optional<Digest> digest;  // Docker-Content-Digest, when present and well-formed
+  std::string content_type;
+  std::optional<uint64_t> size;  // Content-Length, when present
+};
+
 // What a pull needs of a registry: the seam between the pull pipeline and
 // the network. RegistryClient is the real one; the pipeline's unit tests use
 // testing/fake_registry.h.
@@ -113,6 +135,9 @@ class Registry {
   // GET /v2/<repo>/manifests/<selector>. When `selector` is a digest the bytes
   // must hash to it.
   virtual Result<FetchedManifest> get_manifest(const std::string& selector) = 0;
+  // HEAD /v2/<repo>/manifests/<selector>: what the selector names, at no
+  // cost to a rate limit that counts manifest GETs (Docker Hub's).
+  virtual Result<ManifestHead> head_manifest(const std::string& selector) = 0;
   // A small blob (a config), checked against its descriptor.
   virtual Result<std::string> get_blob(const Descriptor& blob, size_t max_bytes) = 0;
   // Streams a blob's bytes to `sink`, resuming with Range after a dropped
@@ -134,6 +159,7 @@ class RegistryClient : public Registry {
   ~RegistryClient() override;
 
   Result<FetchedManifest> get_manifest(const std::string& selector) override;
+  Result<ManifestHead> head_manifest(const std::string& selector) override;
   Result<std::string> get_blob(const Descriptor& blob, size_t max_bytes) override;
   Status fetch_blob(const Descriptor& blob, BlobSink& sink) override;
   Status fetch_foreign_blob(const Descriptor& blob, BlobSink& sink) override;
@@ -150,6 +176,8 @@ class RegistryClient : public Registry {
                          const std::function<Result<T>(Endpoint&, bool last)>& attempt,
                          const std::function<bool(const Error&)>& final_error);
   std::string url(const Endpoint& endpoint, std::string_view kind, std::string_view name) const;
+  // A request for a manifest (GET or HEAD), accepting every type we parse.
+  http::Request manifest_request(const Endpoint& endpoint, std::string_view method, const std::string& selector) const;
   Result<http::Response> send(Endpoint& endpoint, http::Request request, const http::BodySink* sink,
                               const http::HeadHandler* on_head = nullptr);
   // send() for a request whose body is buffered, tried again as the policy says.
@@ -161,6 +189,11 @@ class RegistryClient : public Registry {
   // A host with another to fall back on gets one retry, not the full policy.
   RetryPolicy policy_for(bool last) const;
 
+  // Where an earlier request for the blob was redirected (a CDN, an object
+  // store's signed URL): the next pieces of it go straight there.
+  std::optional<std::string> blob_location(const Digest& blob) const;
+  void set_blob_location(const Digest& blob, const std::string& url);
+
   http::Client& client_;
   Reference ref_;
   std::string scope_;  // "repository:<path>:pull"
@@ -168,6 +201,8 @@ class RegistryClient : public Registry {
   std::string hosts_source_;  // the hosts.toml, for messages
   std::mutex connect_mutex_;  // download threads may reach a host first at once
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
+  mutable std::mutex locations_mutex_;
+  std::map<Digest, std::string> blob_locations_;
 };
 
 }  // namespace imgpull

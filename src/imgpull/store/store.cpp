@@ -165,6 +165,7 @@ BlobWriter::~BlobWriter() {
 }
 
 void BlobWriter::discard() {
+  if (fd_ >= 0) ::unlink(ranges_path().c_str());
   if (fd_ >= 0) ::unlink(ingest_path_.c_str());  // before the lock goes, so no waiter takes a dead file
   done_ = true;
   if (fd_ >= 0) ::close(fd_);
@@ -175,13 +176,16 @@ Status BlobWriter::adopt_existing() {
   struct stat st {};
   if (::fstat(fd_, &st) != 0) return io_error("cannot stat ingest file", ingest_path_);
   auto start_over = [&]() -> Status {
+    IMGPULL_TRY(forget_ranges());
     hasher_ = Hasher(expected_.algorithm());
     if (::ftruncate(fd_, 0) != 0) return io_error("cannot truncate ingest file", ingest_path_);
     if (::lseek(fd_, 0, SEEK_SET) != 0) return io_error("cannot rewind", ingest_path_);
     resumed_ = 0;
     return {};
   };
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  IMGPULL_ASSIGN_OR_RETURN(bool ranged, adopt_recorded_ranges(size));
+  if (ranged) size = recorded_.empty() || recorded_[0].first != 0 ? 0 : recorded_[0].second;
   if (size == 0) return {};
   if (expected_size_ >= 0 && size > static_cast<uint64_t>(expected_size_)) return start_over();
   // Re-hash rather than trust a saved hash state: the file's bytes are the
@@ -199,6 +203,7 @@ Status BlobWriter::adopt_existing() {
   }
   if (::lseek(fd_, static_cast<off_t>(size), SEEK_SET) < 0) return io_error("cannot seek in", ingest_path_);
   resumed_ = size;
+  for (const auto& [start, end] : recorded_) resumed_ += start >= size ? end - start : 0;
   return {};
 }
 
@@ -212,6 +217,7 @@ Status BlobWriter::write(const void* data, size_t size) {
                              "descriptor declares",
                              expected_.str(), received, expected_size_));
   }
+  if (!recorded_.empty()) IMGPULL_TRY(forget_ranges());
   // The file first, the hash after: the hash then never covers bytes the
   // file lacks. A failed write leaves the file a clean prefix of the blob
   // (resumable), and this writer unusable.
@@ -244,6 +250,7 @@ Status BlobWriter::write(const void* data, size_t size) {
 Status BlobWriter::restart() {
   if (done_ || broken_) return Error(ErrorCode::kInternal, "restart of a finished or failed blob writer");
   if (::lseek(fd_, 0, SEEK_SET) != 0) return io_error("cannot rewind", ingest_path_);
+  IMGPULL_TRY(forget_ranges());
   hasher_ = Hasher(expected_.algorithm());
   resumed_ = 0;
   return {};
@@ -283,6 +290,7 @@ Status BlobWriter::commit() {
     discard();
     return io_error("cannot commit blob to", blob_path_, err);
   }
+  ::unlink(ranges_path().c_str());
   done_ = true;
   ::close(fd_);  // releases the ingest lock: waiters now find the blob
   fd_ = -1;

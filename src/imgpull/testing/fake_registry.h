@@ -10,6 +10,8 @@
 //   registry.push("1", {base});            // served as <any repo>:1
 //   registry.script(base.digest()).corrupt_times = 1;
 //   auto connect = registry.connector();   // a ConnectRegistry for pull_image
+//   ... pull ...
+//   registry.manifest_requests();          // {"HEAD 1", "GET sha256:..."}
 #pragma once
 
 #include <chrono>
@@ -76,10 +78,34 @@ class FakeRegistry : public Registry {
     blobs_[docs.manifest.config.digest] = docs.config;
     for (const auto& l : layers) blobs_[l.digest()] = l.blob;
     std::string manifest = to_oci_manifest(docs.manifest);
-    manifests_[tag] = manifest;
-    manifests_[Digest::of(manifest).str()] = manifest;
+    manifests_[tag] = Document{manifest, std::string(media_type::kOciManifest)};
+    manifests_[Digest::of(manifest).str()] = manifests_[tag];
     return docs;
   }
+
+  // Serves `bytes` (an index, say) as `media_type` by its digest and, unless
+  // `tag` is empty, under `tag`. Returns a descriptor of it.
+  Descriptor push_document(const std::string& tag, const std::string& bytes, std::string_view media_type) {
+    std::lock_guard lock(mutex_);
+    Document document{bytes, std::string(media_type)};
+    if (!tag.empty()) manifests_[tag] = document;
+    manifests_[Digest::of(bytes).str()] = document;
+    return Descriptor{std::string(media_type), Digest::of(bytes), static_cast<int64_t>(bytes.size()), {}, {}, {}};
+  }
+
+  // Every manifest request, in order: "HEAD 1", "GET sha256:...".
+  std::vector<std::string> manifest_requests() const {
+    std::lock_guard lock(mutex_);
+    return manifest_requests_;
+  }
+  void clear_manifest_requests() {
+    std::lock_guard lock(mutex_);
+    manifest_requests_.clear();
+  }
+  // How HEAD is answered: like a registry that sends no Docker-Content-Digest,
+  // or refuses HEAD with this error.
+  void head_without_digest() { head_without_digest_ = true; }
+  void refuse_head(Error error) { head_refusal_ = std::move(error); }
 
   BlobScript& script(const Digest& blob) {
     std::lock_guard lock(mutex_);
@@ -105,9 +131,21 @@ class FakeRegistry : public Registry {
 
   Result<FetchedManifest> get_manifest(const std::string& selector) override {
     std::lock_guard lock(mutex_);
+    manifest_requests_.push_back("GET " + selector);
     auto it = manifests_.find(selector);
     if (it == manifests_.end()) return Error(ErrorCode::kNotFound, "manifest " + selector + ": manifest unknown");
-    return FetchedManifest{it->second, std::string(media_type::kOciManifest), Digest::of(it->second)};
+    return FetchedManifest{it->second.bytes, it->second.media_type, Digest::of(it->second.bytes)};
+  }
+
+  Result<ManifestHead> head_manifest(const std::string& selector) override {
+    std::lock_guard lock(mutex_);
+    manifest_requests_.push_back("HEAD " + selector);
+    if (head_refusal_) return *head_refusal_;
+    auto it = manifests_.find(selector);
+    if (it == manifests_.end()) return Error(ErrorCode::kNotFound, "HEAD manifest " + selector + ": not found");
+    ManifestHead head{Digest::of(it->second.bytes), it->second.media_type, it->second.bytes.size()};
+    if (head_without_digest_) head.digest.reset();
+    return head;
   }
 
   Result<std::string> get_blob(const Descriptor& blob, size_t max_bytes) override {
@@ -173,6 +211,7 @@ class FakeRegistry : public Registry {
    public:
     explicit Borrowed(FakeRegistry& r) : r_(r) {}
     Result<FetchedManifest> get_manifest(const std::string& s) override { return r_.get_manifest(s); }
+    Result<ManifestHead> head_manifest(const std::string& s) override { return r_.head_manifest(s); }
     Result<std::string> get_blob(const Descriptor& b, size_t m) override { return r_.get_blob(b, m); }
     Status fetch_blob(const Descriptor& b, BlobSink& s) override { return r_.fetch_blob(b, s); }
     Status fetch_foreign_blob(const Descriptor& b, BlobSink& s) override { return r_.fetch_foreign_blob(b, s); }
@@ -181,8 +220,16 @@ class FakeRegistry : public Registry {
     FakeRegistry& r_;
   };
 
+  struct Document {
+    std::string bytes;
+    std::string media_type;  // served as its Content-Type
+  };
+
   mutable std::mutex mutex_;
-  std::map<std::string, std::string> manifests_;
+  std::map<std::string, Document> manifests_;  // by tag and by digest
+  std::vector<std::string> manifest_requests_;
+  bool head_without_digest_ = false;
+  std::optional<Error> head_refusal_;
   std::map<Digest, std::string> blobs_;
   std::map<Digest, BlobScript> scripts_;
   std::map<Digest, int> fetches_;

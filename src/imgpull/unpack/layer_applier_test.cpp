@@ -453,5 +453,32 @@ TEST_F(ApplyTest, ErrorsNameTheEntry) {
   EXPECT_NE(r.error().message().find("file/under"), std::string::npos) << r.error().message();
 }
 
+TEST_F(ApplyTest, ZeroByteLayersAreEmptyLayers) {
+  // 0 bytes of tar, plain and compressed, as umoci and Go's archive/tar take them.
+  std::vector<std::pair<std::string, Compression>> layers = {
+      {"", Compression::kNone}, {testing::gzip(""), Compression::kGzip},
+      {testing::zstd(""), Compression::kZstd}};
+  for (const auto& [bytes, compression] : layers) {
+    MemorySource source(bytes);
+    auto r = apply_layer(root_fd_.get(), source, compression, options_);
+    ASSERT_TRUE(r.ok()) << to_string(compression) << ": " << r.error().message();
+    EXPECT_EQ(r->entries, 0u);
+    EXPECT_EQ(r->uncompressed_bytes, 0u);
+    EXPECT_EQ(r->diff_id, Digest::of(""));
+  }
+  EXPECT_TRUE(fs::is_empty(dir_.path()));
+}
+
+TEST_F(ApplyTest, EmptyValuedXattrIsNotSet) {
+  TarBuilder tar(TarBuilder::Format::kPaxAlways);
+  tar.file("f", "x", 0644, [](archive_entry* e) {
+    archive_entry_xattr_add_entry(e, "user.empty", "", 0);
+    archive_entry_xattr_add_entry(e, "user.full", "v", 1);
+  });
+  apply_ok(tar);
+  EXPECT_EQ(get_xattr(at("f"), "user.full"), "v");
+  EXPECT_EQ(get_xattr(at("f"), "user.empty"), std::string("<") + std::strerror(ENODATA) + ">");
+}
+
 }  // namespace
 }  // namespace imgpull::unpack

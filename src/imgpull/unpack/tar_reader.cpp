@@ -38,12 +38,21 @@ bool valid_id(int64_t id) {
   return id >= 0 && id < static_cast<int64_t>(std::numeric_limits<uint32_t>::max());
 }
 
+// A PAX time "-5.25" is 5.25 s before the epoch for GNU tar and Go's archive/tar; libarchive
+// reads it as -5 s plus 0.25 s. A negative time with a fraction comes only from such a record
+// (the base-256 header fields hold whole seconds), so it is moved back by twice the fraction.
+// ("-0.25" reads as +0.25 and cannot be told apart from "0.25".)
+timespec pax_time(time_t sec, long nsec) {
+  if (sec < 0 && nsec > 0) return timespec{sec - 1, 1'000'000'000L - nsec};
+  return timespec{sec, nsec};
+}
+
 void copy_times(archive_entry* e, TarEntry& out) {
   if (archive_entry_mtime_is_set(e)) {
-    out.mtime = timespec{archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
+    out.mtime = pax_time(archive_entry_mtime(e), archive_entry_mtime_nsec(e));
   }
   if (archive_entry_atime_is_set(e)) {
-    out.atime = timespec{archive_entry_atime(e), archive_entry_atime_nsec(e)};
+    out.atime = pax_time(archive_entry_atime(e), archive_entry_atime_nsec(e));
   }
 }
 
@@ -53,6 +62,9 @@ void copy_xattrs(archive_entry* e, TarEntry& out) {
   const void* value = nullptr;
   size_t size = 0;
   while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+    // An empty PAX value deletes its keyword (POSIX pax), and Go's archive/tar leaves such a
+    // record out of Header.Xattrs, which umoci applies; so "SCHILY.xattr.user.x=" sets nothing.
+    if (size == 0) continue;
     std::string v(static_cast<const char*>(value), size);
     // libarchive's own PAX writer stores each attribute twice (SCHILY.xattr and
     // LIBARCHIVE.xattr); the last one read wins.
@@ -74,6 +86,13 @@ Result<TarEntry> to_tar_entry(archive_entry* e) {
   if (const char* target = name_of(archive_entry_hardlink(e), archive_entry_hardlink_utf8(e))) {
     out.type = TarEntry::Type::kHardlink;
     out.link_target = target;
+    // libarchive reads data after a PAX hardlink entry (POSIX allows it); Go's archive/tar,
+    // like GNU tar, reads the next header there. Such a layer means different files to
+    // different readers, so it is refused rather than read either way.
+    if (archive_entry_size(e) > 0) {
+      return Error(ErrorCode::kCorrupt, "layer tar: " + out.path +
+                                            ": a hardlink entry that carries data");
+    }
   } else {
     out.type = type_of(e);
     if (out.type == TarEntry::Type::kSymlink) {
@@ -112,6 +131,9 @@ Result<std::unique_ptr<TarReader>> TarReader::open(ByteSource& source) {
   // Tar formats only and no filters: the bytes were decompressed already.
   archive_read_support_format_tar(reader->archive_);
   archive_read_support_format_gnutar(reader->archive_);
+  // A layer of 0 bytes is an empty layer to Go's archive/tar (io.EOF at the first header, not
+  // an error), and umoci applies it as a layer without entries.
+  archive_read_support_format_empty(reader->archive_);
   if (archive_read_open(reader->archive_, reader.get(), nullptr, &TarReader::read_callback,
                         nullptr) != ARCHIVE_OK) {
     return reader->archive_error("opening the layer tar");

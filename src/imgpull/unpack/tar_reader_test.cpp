@@ -197,7 +197,7 @@ TEST(UnpackTarReaderTest, PaxSizeBeyondTheStreamIsCorrupt) {
 }
 
 TEST(UnpackTarReaderTest, NonTarIsCorrupt) {
-  for (const std::string& bytes : {std::string(""), std::string("not a tar at all"),
+  for (const std::string& bytes : {std::string("not a tar at all"),
                                    std::string(5000, 'x'), testing::gzip("x")}) {
     auto entries = read_tar(bytes);
     ASSERT_FALSE(entries.ok()) << bytes.size();
@@ -243,6 +243,67 @@ TEST(UnpackTarReaderTest, OutOfRangeIdsAreCorrupt) {
   auto entries = read_tar(tar.finish());
   ASSERT_FALSE(entries.ok());
   EXPECT_EQ(entries.error().code(), ErrorCode::kCorrupt);
+}
+
+// Go's archive/tar returns io.EOF for a stream of 0 bytes, as for the end-of-archive blocks.
+TEST(UnpackTarReaderTest, ZeroBytesAndBareEndBlocksHaveNoEntries) {
+  for (const std::string& bytes : {std::string(), end_of_archive(), std::string(512, '\0')}) {
+    auto entries = read_tar(bytes);
+    ASSERT_TRUE(entries.ok()) << bytes.size() << ": " << entries.error().message();
+    EXPECT_TRUE(entries->empty()) << bytes.size();
+  }
+}
+
+std::string pax_header(const std::string& records) {
+  return raw_ustar_header("PaxHeaders/f", 'x', records.size()) + padded(records);
+}
+
+TEST(UnpackTarReaderTest, EmptyXattrValuesAreLeftOut) {
+  TarBuilder built(TarBuilder::Format::kPaxAlways);
+  built.file("built", "x", 0644, [](archive_entry* e) {
+    archive_entry_xattr_add_entry(e, "user.empty", "", 0);
+    archive_entry_xattr_add_entry(e, "user.full", "v", 1);
+  });
+  std::string raw = pax_header(pax_record("SCHILY.xattr.user.empty", "") +
+                               pax_record("SCHILY.xattr.user.full", "v")) +
+                    raw_ustar_header("raw", '0', 1) + padded("x") + end_of_archive();
+  for (const std::string& bytes : {built.finish(), raw}) {
+    auto entries = read_tar(bytes);
+    ASSERT_TRUE(entries.ok()) << entries.error().message();
+    ASSERT_EQ(entries->size(), 1u);
+    using Xattrs = std::vector<std::pair<std::string, std::string>>;
+    EXPECT_EQ((*entries)[0].entry.xattrs, (Xattrs{{"user.full", "v"}})) << (*entries)[0].entry.path;
+  }
+}
+
+TEST(UnpackTarReaderTest, NegativePaxTimesKeepTheirSign) {
+  std::string bytes = pax_header(pax_record("mtime", "-86400.25") + pax_record("atime", "-3")) +
+                      raw_ustar_header("f", '0', 0) + end_of_archive();
+  auto entries = read_tar(bytes);
+  ASSERT_TRUE(entries.ok()) << entries.error().message();
+  ASSERT_EQ(entries->size(), 1u);
+  const TarEntry& e = (*entries)[0].entry;
+  ASSERT_TRUE(e.mtime && e.atime);
+  // -86400.25 s is -86401 s + 0.75 s.
+  EXPECT_EQ(e.mtime->tv_sec, -86401);
+  EXPECT_EQ(e.mtime->tv_nsec, 750'000'000);
+  EXPECT_EQ(e.atime->tv_sec, -3);
+  EXPECT_EQ(e.atime->tv_nsec, 0);
+}
+
+TEST(UnpackTarReaderTest, HardlinkCarryingDataIsCorrupt) {
+  // After a PAX header libarchive takes the hardlink's size as data; Go would read the
+  // "hidden" entry inside it as the next header.
+  std::string inner = raw_ustar_header("hidden", '0', 1) + padded("h");
+  std::string bytes = raw_ustar_header("target", '0', 1) + padded("t") +
+                      pax_header(pax_record("mtime", "1700000000")) +
+                      raw_ustar_header("link", '1', inner.size(), "target") + inner +
+                      end_of_archive();
+  auto entries = read_tar(bytes);
+  ASSERT_FALSE(entries.ok());
+  EXPECT_EQ(entries.error().code(), ErrorCode::kCorrupt);
+  EXPECT_NE(entries.error().message().find("hardlink entry that carries data"), std::string::npos)
+      << entries.error().message();
 }
 
 }  // namespace

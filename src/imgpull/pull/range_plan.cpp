@@ -1,0 +1,268 @@
+#include "pull/range_plan.h"
+
+#include <algorithm>
+
+namespace imgpull {
+namespace {
+
+// Split points fall on these boundaries, so that ranges stay page-aligned
+// in the ingest file.
+constexpr uint64_t kSplitAlignment = 64 * 1024;
+
+}  // namespace
+
+size_t RangePlan::add_blob(uint64_t size, int priority, bool splittable, const IntervalSet& held) {
+  std::lock_guard lock(mutex_);
+  Blob blob;
+  blob.size = size;
+  blob.priority = priority;
+  blob.splittable = splittable;
+  for (const auto& i : held.intervals()) blob.held.add(std::min(i.start, size), std::min(i.end, size));
+  blob.assigned = blob.held;
+  blobs_.push_back(std::move(blob));
+  return blobs_.size() - 1;
+}
+
+size_t RangePlan::add_unopened_blob(uint64_t size, int priority, bool splittable) {
+  std::lock_guard lock(mutex_);
+  Blob blob;
+  blob.size = size;
+  blob.priority = priority;
+  blob.splittable = splittable;
+  blob.open = false;
+  blobs_.push_back(std::move(blob));
+  return blobs_.size() - 1;
+}
+
+void RangePlan::opened(size_t index, const IntervalSet& held) {
+  std::lock_guard lock(mutex_);
+  Blob& blob = blobs_[index];
+  blob.held.clear();
+  for (const auto& i : held.intervals()) blob.held.add(std::min(i.start, blob.size), std::min(i.end, blob.size));
+  blob.open = true;
+  recompute_assigned(index);
+}
+
+bool RangePlan::is_open(size_t blob) const {
+  std::lock_guard lock(mutex_);
+  return blobs_[blob].open;
+}
+
+std::optional<Piece> RangePlan::start_piece(size_t index, Interval bytes) {
+  Blob& blob = blobs_[index];
+  Piece piece{next_id_++, index, bytes.start, bytes.end, blob.splittable && blob.open};
+  blob.assigned.add(bytes.start, bytes.end);
+  flights_.emplace(piece.id, Flight{piece, 0, 0});
+  return piece;
+}
+
+RangePlan::Choice RangePlan::choose() const {
+  Choice choice;
+  auto in_flight = [&](size_t i) {
+    return std::any_of(flights_.begin(), flights_.end(), [&](const auto& f) { return f.second.piece.blob == i; });
+  };
+  size_t blobs_in_flight = 0;
+  for (size_t i = 0; i < blobs_.size(); ++i) blobs_in_flight += in_flight(i) ? 1 : 0;
+  bool may_start_blob = options_.max_blobs_in_flight == 0 || blobs_in_flight < options_.max_blobs_in_flight;
+  // Bytes nobody fetches yet, from the most urgent blob, then the one with
+  // the most work left.
+  auto better = [&](size_t i) {
+    if (!choice.blob) return true;
+    const Blob& a = blobs_[i];
+    const Blob& b = blobs_[*choice.blob];
+    if (a.priority != b.priority) return a.priority > b.priority;
+    return a.size - a.held.total() > b.size - b.held.total();
+  };
+  for (size_t i = 0; i < blobs_.size(); ++i) {
+    const Blob& blob = blobs_[i];
+    bool started = in_flight(i);
+    if (!started && !may_start_blob) continue;
+    if (!blob.open) {
+      // Taken by one connection, to open its file (even for 0 bytes).
+      if (started) continue;
+      if (better(i)) {
+        choice.blob = i;
+        choice.bytes = {0, blob.size};
+      }
+      continue;
+    }
+    auto gaps = blob.assigned.gaps(0, blob.size);
+    if (gaps.empty()) continue;  // (a blob of 0 bytes needs no request at all)
+    Interval gap{0, 0};
+    if (!blob.splittable) {
+      // Whole, by one connection, from what a resumed file holds.
+      if (started) continue;
+      gap = {blob.held.contiguous_from(0), blob.size};
+    } else {
+      gap = *std::max_element(gaps.begin(), gaps.end(),
+                              [](const Interval& a, const Interval& b) { return a.size() < b.size(); });
+    }
+    if (better(i)) {
+      choice.blob = i;
+      choice.bytes = gap;
+    }
+  }
+  if (choice.blob) return choice;
+
+  // Else half of the largest range in flight.
+  uint64_t most = 0;
+  for (const auto& [id, f] : flights_) {
+    if (!f.piece.ranged || !blobs_[f.piece.blob].splittable || !blobs_[f.piece.blob].open) continue;
+    uint64_t left = f.piece.end - (f.piece.start + f.received);
+    if (left > most) {
+      most = left;
+      choice.split = id;
+    }
+  }
+  if (most < 2 * options_.min_split_bytes) choice.split = 0;
+  return choice;
+}
+
+std::optional<Piece> RangePlan::next() {
+  std::lock_guard lock(mutex_);
+  Choice choice = choose();
+  if (choice.blob) return start_piece(*choice.blob, choice.bytes);
+  if (choice.split == 0) return std::nullopt;
+  Flight& victim = flights_.at(choice.split);
+  uint64_t at = victim.piece.start + victim.received;
+  uint64_t left = victim.piece.end - at;
+  uint64_t mid = (at + left / 2) / kSplitAlignment * kSplitAlignment;
+  if (mid <= at) mid = at + left / 2;
+  Interval stolen{mid, victim.piece.end};
+  victim.piece.end = mid;
+  return start_piece(victim.piece.blob, stolen);
+}
+
+bool RangePlan::has_work() const {
+  std::lock_guard lock(mutex_);
+  Choice choice = choose();
+  return choice.blob || choice.split != 0;
+}
+
+size_t RangePlan::pieces_in_flight(size_t blob) const {
+  std::lock_guard lock(mutex_);
+  return static_cast<size_t>(
+      std::count_if(flights_.begin(), flights_.end(), [&](const auto& f) { return f.second.piece.blob == blob; }));
+}
+
+size_t RangePlan::accept(uint64_t piece, size_t n) {
+  std::lock_guard lock(mutex_);
+  auto it = flights_.find(piece);
+  if (it == flights_.end()) return 0;
+  Flight& f = it->second;
+  uint64_t at = f.piece.start + f.received;
+  size_t allowed = at >= f.piece.end ? 0 : static_cast<size_t>(std::min<uint64_t>(n, f.piece.end - at));
+  f.received += allowed;
+  return allowed;
+}
+
+bool RangePlan::written(uint64_t piece, uint64_t pos) {
+  std::lock_guard lock(mutex_);
+  auto it = flights_.find(piece);
+  if (it == flights_.end()) return false;
+  Flight& f = it->second;
+  Blob& blob = blobs_[f.piece.blob];
+  uint64_t from = f.piece.start + f.written;
+  if (pos > from) {
+    blob.held.add(from, pos);
+    f.written = pos - f.piece.start;
+  }
+  return blob.held.contiguous_from(0) >= blob.size;
+}
+
+void RangePlan::release(uint64_t piece) {
+  std::lock_guard lock(mutex_);
+  auto it = flights_.find(piece);
+  if (it == flights_.end()) return;
+  size_t blob = it->second.piece.blob;
+  flights_.erase(it);
+  recompute_assigned(blob);
+}
+
+uint64_t RangePlan::position(uint64_t piece) const {
+  std::lock_guard lock(mutex_);
+  auto it = flights_.find(piece);
+  return it == flights_.end() ? 0 : it->second.piece.start + it->second.received;
+}
+
+uint64_t RangePlan::end_of(uint64_t piece) const {
+  std::lock_guard lock(mutex_);
+  auto it = flights_.find(piece);
+  return it == flights_.end() ? 0 : it->second.piece.end;
+}
+
+bool RangePlan::carry_whole(uint64_t piece) {
+  std::lock_guard lock(mutex_);
+  auto it = flights_.find(piece);
+  if (it == flights_.end()) return false;
+  Flight& carrier = it->second;
+  Blob& blob = blobs_[carrier.piece.blob];
+  if (blob.carrier != 0 && blob.carrier != piece && flights_.contains(blob.carrier)) {
+    carrier.piece.end = carrier.piece.start + carrier.received;  // stops: the other one has it all
+    return false;
+  }
+  blob.carrier = piece;
+  blob.splittable = false;
+  carrier.piece.start = 0;
+  carrier.piece.end = blob.size;
+  carrier.piece.ranged = false;
+  carrier.received = 0;
+  carrier.written = 0;
+  for (auto& [id, f] : flights_) {
+    if (id != piece && f.piece.blob == carrier.piece.blob) f.piece.end = f.piece.start + f.received;
+  }
+  recompute_assigned(carrier.piece.blob);
+  return true;
+}
+
+void RangePlan::reset_blob(size_t blob) {
+  std::lock_guard lock(mutex_);
+  blobs_[blob].held.clear();
+  recompute_assigned(blob);
+}
+
+void RangePlan::recompute_assigned(size_t index) {
+  Blob& blob = blobs_[index];
+  blob.assigned = blob.held;
+  for (const auto& [id, f] : flights_) {
+    if (f.piece.blob == index) blob.assigned.add(f.piece.start + f.written, f.piece.end);
+  }
+}
+
+uint64_t RangePlan::contiguous(size_t blob) const {
+  std::lock_guard lock(mutex_);
+  return blobs_[blob].held.contiguous_from(0);
+}
+
+IntervalSet RangePlan::held(size_t blob) const {
+  std::lock_guard lock(mutex_);
+  return blobs_[blob].held;
+}
+
+bool RangePlan::complete(size_t blob) const {
+  std::lock_guard lock(mutex_);
+  return blobs_[blob].held.contiguous_from(0) >= blobs_[blob].size;
+}
+
+size_t RangePlan::in_flight() const {
+  std::lock_guard lock(mutex_);
+  return flights_.size();
+}
+
+uint64_t RangePlan::unassigned_bytes() const {
+  std::lock_guard lock(mutex_);
+  uint64_t n = 0;
+  for (const auto& blob : blobs_) n += blob.size - blob.assigned.total();
+  return n;
+}
+
+uint64_t RangePlan::received(size_t index) const {
+  std::lock_guard lock(mutex_);
+  IntervalSet got = blobs_[index].held;
+  for (const auto& [id, f] : flights_) {
+    if (f.piece.blob == index) got.add(f.piece.start, f.piece.start + f.received);
+  }
+  return got.total();
+}
+
+}  // namespace imgpull

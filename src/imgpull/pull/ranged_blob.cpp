@@ -1,0 +1,43 @@
+#include "pull/ranged_blob.h"
+
+namespace imgpull {
+
+RangedBlob::RangedBlob(const Descriptor& blob, BlobWriter& writer, RangePlan& plan, size_t plan_index,
+                       FollowedBlob* follower, PullEvents& events)
+    : blob_(blob), writer_(writer), plan_(plan), index_(plan_index), follower_(follower), events_(events) {}
+
+Status RangedBlob::write(uint64_t piece, uint64_t offset, std::span<const char> bytes) {
+  IMGPULL_TRY(writer_.write_at(offset, bytes.data(), bytes.size()));
+  plan_.written(piece, offset + bytes.size());
+  if (follower_ != nullptr) follower_->grew(plan_.contiguous(index_));
+  IMGPULL_TRY(hash_prefix(offset, bytes));
+  uint64_t received = plan_.received(index_);
+  uint64_t due = next_report_.load();
+  if (received >= due && next_report_.compare_exchange_strong(due, received + kProgressEveryBytes)) {
+    events_.layer(PullEvent::Kind::kLayerDownloading, blob_, received);
+  }
+  if (unrecorded_.fetch_add(bytes.size()) + bytes.size() >= kRecordEveryBytes) IMGPULL_TRY(record());
+  return {};
+}
+
+Status RangedBlob::hash_prefix(uint64_t offset, std::span<const char> bytes) {
+  std::unique_lock lock(hash_mutex_, std::try_to_lock);
+  if (!lock.owns_lock()) return {};
+  writer_.hash_if_next(offset, bytes.data(), bytes.size());
+  return writer_.hash_file_until(plan_.contiguous(index_));
+}
+
+Status RangedBlob::record() {
+  std::lock_guard lock(record_mutex_);
+  unrecorded_ = 0;
+  BlobWriter::Ranges ranges;
+  for (const auto& i : plan_.held(index_).intervals()) ranges.emplace_back(i.start, i.end);
+  return writer_.record_ranges(ranges);
+}
+
+Status RangedBlob::finish_hash() {
+  std::lock_guard lock(hash_mutex_);
+  return writer_.hash_file_until(plan_.contiguous(index_));
+}
+
+}  // namespace imgpull
