@@ -133,9 +133,10 @@ struct PruneReport {
 
 // Deletes every blob no record reaches (see reachable_blobs), stale ingest
 // files, and the staging directories of root filesystems that killed pulls
-// and unpacks left beside their DIRs (recorded in ROOT/staging). Waits until no other process has the store open (see
-// Store::take_sole_use); other Store objects for the same root in this
-// process count as other users, so close them first.
+// and unpacks left beside their DIRs (recorded in ROOT/staging). Waits until
+// no other process has the store open (see Store::take_sole_use); other
+// Store objects for the same root in this process count as other users, so
+// close them first.
 Result<PruneReport> prune_store(Store& store, const PruneOptions& options);
 
 struct VerifyProblem {

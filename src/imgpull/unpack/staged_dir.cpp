@@ -115,16 +115,18 @@ void remove_record(const fs::path& records, const std::string& id) {
   if (!records.empty()) ::unlink((records / id).c_str());
 }
 
-// Removes what killed runs into `target_name` left in `parent_fd`.
-Status remove_dead_siblings(int parent_fd, const std::string& target_name, const fs::path& records) {
-  IMGPULL_ASSIGN_OR_RETURN(auto names, list_dir(parent_fd));
+// Removes what killed runs into `target_name` left in `parent_fd`. Best
+// effort: a leftover this user may not remove (another user's, in a shared
+// directory) must not stop this run; prune reports it.
+void remove_dead_siblings(int parent_fd, const std::string& target_name, const fs::path& records) {
+  auto names = list_dir(parent_fd);
+  if (!names) return;
   std::string prefix = staging_prefix(target_name);
-  for (const auto& name : names) {
+  for (const auto& name : *names) {
     if (!name.starts_with(prefix) || !is_id(std::string_view(name).substr(prefix.size()))) continue;
-    IMGPULL_ASSIGN_OR_RETURN(Leftover left, remove_if_dead(parent_fd, name, nullptr));
-    if (left == Leftover::kRemoved) remove_record(records, name.substr(prefix.size()));
+    auto left = remove_if_dead(parent_fd, name, nullptr);
+    if (left && *left == Leftover::kRemoved) remove_record(records, name.substr(prefix.size()));
   }
-  return ok_status();
 }
 
 Status write_record(const fs::path& record, const fs::path& staging) {
@@ -199,7 +201,7 @@ Result<StagedDir> StagedDir::begin(const fs::path& target, const StagedDirOption
   out.parent_fd_.reset(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!out.parent_fd_) return sys_error("opening " + parent.string() + ", where " + out.name_ + " is to be made");
   IMGPULL_TRY(check_target(out.parent_fd_.get(), out.name_, out.target_, options));
-  IMGPULL_TRY(remove_dead_siblings(out.parent_fd_.get(), out.name_, options.records));
+  remove_dead_siblings(out.parent_fd_.get(), out.name_, options.records);
 
   for (int attempt = 0; attempt < kMakeAttempts; ++attempt) {
     IMGPULL_ASSIGN_OR_RETURN(std::string id, random_id());

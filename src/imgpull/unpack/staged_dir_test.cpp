@@ -376,6 +376,23 @@ TEST(StagedDir, ReadOnlyTreesAreRemovedWithoutRoot) {
                           "16: replace, 17: old tree left";
 }
 
+TEST(StagedDir, ALeftoverThisUserMayNotRemoveDoesNotStopTheRun) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to make another user's leftover";
+  TempDir box("staged");
+  ASSERT_EQ(::chmod(box.path().c_str(), 01777), 0);  // a shared directory, like /tmp
+  fs::path target = box.path() / "rootfs";
+  ASSERT_EQ(killed_run(target, {}), -SIGKILL);  // root's, with a 0000 directory in it
+  ASSERT_EQ(staging_beside(target).size(), 1u);
+  int status = in_child([&] {
+    if (setgroups(0, nullptr) != 0 || setgid(kNobody) != 0 || setuid(kNobody) != 0) return 10;
+    auto out = StagedDir::begin(target, {});
+    return out && out->commit().ok() ? 0 : 11;
+  });
+  EXPECT_EQ(status, 0) << "10: setuid, 11: the run failed";
+  EXPECT_EQ(staging_beside(target).size(), 1u) << "root's leftover stays for root's next run or prune";
+  EXPECT_TRUE(fs::is_directory(target));
+}
+
 TEST(StagedDir, AMountPointIsRefused) {
   if (geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
   TempDir box("staged");
