@@ -15,7 +15,8 @@
 // Everything a pull writes is content-addressed and verified before it is
 // committed, and the image is named in the store only after all of its blobs
 // are in place, so an interrupted pull leaves nothing half-written; the next
-// one continues from what is there.
+// one continues from what is there. A root filesystem appears at its
+// directory by one rename once it is complete.
 #pragma once
 
 #include <chrono>
@@ -110,8 +111,18 @@ struct PullRequest {
   int max_connections = 0;
   // Non-empty: also make the image's root filesystem in this directory,
   // applying each layer as it downloads, checked against the config's diffIDs.
+  // It is made beside the directory (same parent, so same filesystem; the
+  // parent must be writable) and renamed into place only once every layer is
+  // applied and verified: a failed pull leaves nothing there, a killed one a
+  // hidden staging directory that the next pull or unpack into it, or
+  // `prune_store`, removes. A missing or empty directory is fine; a mount
+  // point is refused.
   std::filesystem::path rootfs;
-  bool force = false;  // the rootfs directory may already hold something
+  // A rootfs directory that holds something is refused unless set; then it
+  // is REPLACED: the new tree is swapped in with one rename (its mode and
+  // owner taken from the old one) and the old tree is deleted. Never the
+  // store, $HOME, or a directory holding either.
+  bool force = false;
   // Refuse a layer whose uncompressed tar is larger (a gzip-bomb bound); empty: 64 GiB.
   std::optional<uint64_t> max_layer_bytes;
   // Non-distributable layers are fetched from their descriptors' URLs (never
@@ -136,7 +147,7 @@ struct PullRequest {
 };
 
 struct UnpackRequest {
-  bool force = false;  // the directory may already hold something
+  bool force = false;  // replace a directory that holds something (see PullRequest::force)
   bool sync = false;   // flush the rootfs to stable storage before returning (see PullRequest)
   std::function<void(std::string_view)> on_warning;
   std::function<void(size_t index, const Descriptor& layer)> on_layer_applied;
@@ -160,6 +171,7 @@ class Client {
   Result<PullResult> pull(std::string_view reference, const PullRequest& request);
 
   // Makes the root filesystem of an image in the store in `dir`; no network.
+  // Like PullRequest::rootfs, it appears at `dir` complete or not at all.
   Status unpack(const Reference& ref, const std::filesystem::path& dir, const UnpackRequest& request);
 
   Store& store();

@@ -109,7 +109,9 @@ Result<RemovedImage> remove_local_image(Store& store, std::string_view text);
 Result<std::set<Digest>> reachable_blobs(const Store& store, const std::vector<ImageRecord>& records);
 
 struct PrunedItem {
-  std::string what;  // "sha256:..." for a blob, "ingest/<name>" for a partial download
+  // "sha256:..." for a blob, "ingest/<name>" for a partial download, the path
+  // of a root filesystem a killed pull or unpack left half-made
+  std::string what;
   uint64_t bytes = 0;
 };
 
@@ -125,13 +127,16 @@ struct PruneOptions {
 struct PruneReport {
   size_t blobs_deleted = 0;
   size_t ingest_files_deleted = 0;
+  size_t staging_dirs_deleted = 0;  // half-made root filesystems (ROOT/staging records)
   uint64_t bytes_reclaimed = 0;
 };
 
-// Deletes every blob no record reaches (see reachable_blobs) and stale
-// ingest files. Waits until no other process has the store open (see
-// Store::take_sole_use); other Store objects for the same root in this
-// process count as other users, so close them first.
+// Deletes every blob no record reaches (see reachable_blobs), stale ingest
+// files, and the staging directories of root filesystems that killed pulls
+// and unpacks left beside their DIRs (recorded in ROOT/staging). Waits until
+// no other process has the store open (see Store::take_sole_use); other
+// Store objects for the same root in this process count as other users, so
+// close them first.
 Result<PruneReport> prune_store(Store& store, const PruneOptions& options);
 
 struct VerifyProblem {

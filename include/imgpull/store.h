@@ -8,6 +8,9 @@
 //   ROOT/blobs/sha256/<hex>    manifests, indexes, configs, layers
 //   ROOT/ingest/<hex>.partial  downloads in flight or interrupted; never read as
 //                              content, continued by the next ingest of that blob
+//   ROOT/staging/<id>          the path of a root filesystem being made beside
+//                              its directory (pull --rootfs, unpack), so prune
+//                              finds one a killed process left half-made
 //   ROOT/.lock                 taken around every change to index.json
 //   ROOT/.in-use.lock          shared by every open Store, exclusive for prune
 //
@@ -176,6 +179,8 @@ class Store {
   const std::filesystem::path& root() const { return root_; }
   std::filesystem::path blob_path(const Digest& digest) const;
   bool has_blob(const Digest& digest) const;
+  // ROOT/staging: where output directories being made are recorded.
+  std::filesystem::path staging_records_dir() const { return root_ / "staging"; }
 
   // Reads a whole small blob and checks it against its digest.
   Result<std::string> read_blob(const Digest& digest, size_t max_bytes) const;

@@ -146,7 +146,8 @@ void add_pull_command(CLI::App& app, const GlobalOptions& g, Runner& run) {
                  "Print progress as JSON, one object per line (see README), ending with a summary")
       ->excludes(quiet);
   auto* rootfs = pull->add_option("--rootfs", flags->rootfs,
-                                   "Also make the image's root filesystem in DIR, applying layers as they download");
+                                   "Also make the image's root filesystem in DIR, applying layers as they download; it is "
+                                   "made beside DIR and renamed to DIR only when complete");
   auto* bundle = pull->add_option("--bundle", flags->bundle,
                                   "Also make an OCI runtime bundle in DIR: DIR/rootfs as --rootfs makes it, and "
                                   "DIR/config.json from the image config, which `runc run` starts")
@@ -155,7 +156,9 @@ void add_pull_command(CLI::App& app, const GlobalOptions& g, Runner& run) {
                    "With --bundle: run this instead of the image's Cmd (its Entrypoint kept), a JSON array: "
                    "'[\"nginx\", \"-g\", \"daemon off;\"]'")
       ->needs(bundle);
-  pull->add_flag("--force", flags->force, "With --rootfs or --bundle: unpack into a directory that is not empty");
+  pull->add_flag("--force", flags->force,
+                 "With --rootfs or --bundle: replace a DIR that is not empty (its contents are deleted once the "
+                 "new tree is in place; never the store or $HOME)");
   pull->add_option("--max-layer-size", flags->max_layer_bytes,
                    "With --rootfs: refuse a layer whose uncompressed tar is larger (bytes; a gzip-bomb bound)")
       ->default_val(flags->max_layer_bytes);

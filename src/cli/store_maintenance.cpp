@@ -54,7 +54,8 @@ int run_verify(const GlobalOptions& g) {
 
 void add_prune_command(CLI::App& app, const GlobalOptions& g, Runner& run) {
   auto flags = std::make_shared<PruneFlags>();
-  auto* prune = app.add_subcommand("prune", "Delete blobs no image in the store uses, and stale partial downloads");
+  auto* prune = app.add_subcommand("prune", "Delete blobs no image in the store uses, stale partial downloads and "
+                                            "root filesystems killed pulls left half-made");
   prune->alias("gc");
   prune->add_flag("-v,--verbose", flags->verbose, "Print each deleted blob");
   prune->footer("Waits for other imgpull processes using the store (a running pull) to finish.\n"

@@ -62,7 +62,7 @@ void add_unpack_command(CLI::App& app, const GlobalOptions& g, Runner& run) {
   auto flags = std::make_shared<UnpackFlags>();
   auto* unpack = app.add_subcommand("unpack", "Make an image's root filesystem from the local store (no network)");
   unpack->add_option("reference", flags->reference, "NAME[:TAG|@DIGEST] of an image in the store")->required();
-  auto* dir = unpack->add_option("dir", flags->dir, "Directory to make the rootfs in");
+  auto* dir = unpack->add_option("dir", flags->dir, "Directory to make the rootfs in (made beside it, renamed to it only when complete)");
   auto* bundle = unpack->add_option("--bundle", flags->bundle,
                                     "Instead of DIR: make an OCI runtime bundle in this directory (rootfs/ and "
                                     "config.json, which `runc run` starts)")
@@ -71,7 +71,9 @@ void add_unpack_command(CLI::App& app, const GlobalOptions& g, Runner& run) {
                      "With --bundle: run this instead of the image's Cmd (its Entrypoint kept), a JSON array: "
                      "'[\"nginx\", \"-g\", \"daemon off;\"]'")
       ->needs(bundle);
-  unpack->add_flag("--force", flags->force, "Unpack into a directory that is not empty");
+  unpack->add_flag("--force", flags->force,
+                   "Replace a directory that is not empty (its contents are deleted once the new tree is in "
+                   "place; never the store or $HOME)");
   unpack->add_flag("--sync", flags->sync, "Flush the directory's filesystem to disk before exiting (syncfs)");
   unpack->footer("Examples:\n  imgpull unpack debian:12 /tmp/debian-rootfs\n"
                  "  imgpull unpack --bundle /srv/web nginx:latest");

@@ -1,6 +1,8 @@
 #include "imgpull/client.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <optional>
 #include <utility>
 
 #include "bundle/bundle.h"
@@ -9,6 +11,7 @@
 #include "pull/pull.h"
 #include "remote/registry.h"
 #include "unpack/rootfs.h"
+#include "unpack/staged_dir.h"
 #include "base/sync_fs.h"
 
 namespace imgpull {
@@ -65,6 +68,29 @@ RegistryOptions registry_options(const ClientOptions& options) {
   registry.retry.max_delay = options.retry_max_wait;
   registry.retry.base_delay = std::min(registry.retry.base_delay, registry.retry.max_delay);
   return registry;
+}
+
+// Where pull --rootfs and unpack make a rootfs: beside `dir`, renamed into
+// place when complete. --force replaces a `dir` that holds something, but
+// never the store or the home directory (a slip of the keyboard away).
+Result<StagedDir> stage_output_dir(const Store& store, const fs::path& dir, bool force) {
+  StagedDirOptions options;
+  options.replace = force;
+  options.records = store.staging_records_dir();
+  options.protect = {store.root()};
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') options.protect.emplace_back(home);
+  return StagedDir::begin(dir, options);
+}
+
+// With `sync`, the contents reach the disk before the rename that names them,
+// and the rename after (see StagedDir::commit); `also_sync` (the store) goes
+// in the same syncfs when it shares the filesystem.
+Status finish_output_dir(StagedDir& out, bool sync, std::vector<fs::path> also_sync) {
+  if (sync) {
+    also_sync.push_back(out.path());
+    IMGPULL_TRY(sync_filesystems(also_sync));
+  }
+  return out.commit(sync);
 }
 
 unpack::ApplyOptions apply_options(const std::function<void(std::string_view)>& on_warning,
@@ -138,22 +164,24 @@ Result<PullResult> Client::pull(const Reference& ref, const PullRequest& request
   options.fetch_foreign_layers = request.fetch_foreign_layers;
   options.on_event = request.on_event;
   options.cancelled = impl_->cancelled;
-  UniqueFd rootfs;
+  std::optional<StagedDir> rootfs;
   if (!request.rootfs.empty()) {
-    auto dir = open_rootfs_dir(request.rootfs, request.force);
-    if (!dir) return std::move(dir).error().wrap("pulling " + ref.str());
-    rootfs = std::move(dir).value();
-    options.rootfs_fd = rootfs.get();
+    auto staged = stage_output_dir(impl_->store, request.rootfs, request.force);
+    if (!staged) return std::move(staged).error().wrap("pulling " + ref.str());
+    rootfs.emplace(std::move(staged).value());
+    options.rootfs_fd = rootfs->fd();
     options.apply = apply_options(request.on_warning, request.max_layer_bytes);
   }
   auto pulled = pull_image(impl_->store, ref, options, connect);
-  if (pulled && rootfs) report_unapplied(options.apply, request.on_warning);
-  if (pulled && request.sync) {
-    std::vector<fs::path> written{impl_->store.root()};
-    if (!request.rootfs.empty()) written.push_back(request.rootfs);
-    Status synced = sync_filesystems(written);
-    if (!synced.ok()) return std::move(synced).error().wrap("pulling " + ref.str());
+  if (!pulled) return pulled;  // the half-made rootfs goes with `rootfs`
+  if (rootfs) report_unapplied(options.apply, request.on_warning);
+  Status finished;
+  if (rootfs) {
+    finished = finish_output_dir(*rootfs, request.sync, {impl_->store.root()});
+  } else if (request.sync) {
+    finished = sync_filesystems({impl_->store.root()});
   }
+  if (!finished.ok()) return std::move(finished).error().wrap("pulling " + ref.str());
   return pulled;
 }
 
@@ -168,20 +196,17 @@ Status Client::unpack(const Reference& ref, const fs::path& dir, const UnpackReq
   }
   auto image = impl_->store.load_image(**record);
   if (!image) return std::move(image).error().wrap(context);
-  auto rootfs = open_rootfs_dir(dir, request.force);
+  auto rootfs = stage_output_dir(impl_->store, dir, request.force);
   if (!rootfs) return std::move(rootfs).error().wrap(context);
   const auto& layers = image->manifest.layers;
   auto from_store = [&](size_t i) { return open_layer_from_store(impl_->store, layers[i]); };
   std::function<void(size_t)> on_layer;
   if (request.on_layer_applied) on_layer = [&](size_t i) { request.on_layer_applied(i, layers[i]); };
   unpack::ApplyOptions apply = apply_options(request.on_warning, std::nullopt);
-  Status done = apply_layers(rootfs->get(), image->manifest, image->config, from_store, apply, on_layer);
+  Status done = apply_layers(rootfs->fd(), image->manifest, image->config, from_store, apply, on_layer);
+  if (done.ok()) report_unapplied(apply, request.on_warning);
+  if (done.ok()) done = finish_output_dir(*rootfs, request.sync, {});
   if (!done.ok()) return std::move(done).error().wrap(context);
-  report_unapplied(apply, request.on_warning);
-  if (request.sync) {
-    Status synced = sync_filesystems({dir});
-    if (!synced.ok()) return std::move(synced).error().wrap(context);
-  }
   return ok_status();
 }
 

@@ -91,3 +91,14 @@ def raw_manifest(registry, repo_tag) -> bytes:
     proc = registry.skopeo_inspect(repo_tag, raw=True, check=False)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+def staging_dirs(parent):
+    """The staging directories (.<DIR>.imgpull-staging-<id>) of root filesystems in PARENT."""
+    return sorted(n for n in os.listdir(parent) if ".imgpull-staging-" in n)
+
+
+def staging_records(root):
+    """The store's records of staging directories (ROOT/staging/<id>)."""
+    d = Path(root) / "staging"
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []

@@ -4,6 +4,10 @@ bytes, so a test knows every byte and digest.
 
     img = push_image(reg, "many", layer_sizes=[4096] * 120)
     img.ref, img.layers (digests), img.config_digest, img.files ({path: sha256})
+
+And a fixture's layout made wrong on purpose (no tool makes one):
+
+    layout, layer, real_diff_id = broken_diff_id_layout(tmp_path, registry.fixtures["multi"])
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tarfile
 
 from registry import fixtures
@@ -90,3 +95,27 @@ def push_image(reg, repo: str, layer_sizes, tag: str = "latest", seed: str = "")
 def blob_gets(proxy, digest: str):
     """The proxy's records of GETs of one blob."""
     return proxy.requests("GET", path=f"/blobs/{digest}$")
+
+
+def broken_diff_id_layout(tmp_path, fixture):
+    """A copy of a fixture layout whose config lists a wrong diff_id."""
+    layout = tmp_path / "broken-layout"
+    shutil.copytree(fixture.layout, layout)
+    blobs = layout / "blobs" / "sha256"
+    index = json.loads((layout / "index.json").read_text())
+    entry = next(m for m in index["manifests"]
+                 if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == fixture.tag)
+    manifest = json.loads((blobs / entry["digest"].split(":")[1]).read_bytes())
+    config = json.loads((blobs / manifest["config"]["digest"].split(":")[1]).read_bytes())
+    config["rootfs"]["diff_ids"][-1] = "sha256:" + "0" * 64
+
+    def put(doc):
+        raw = json.dumps(doc).encode()
+        hex_ = hashlib.sha256(raw).hexdigest()
+        (blobs / hex_).write_bytes(raw)
+        return "sha256:" + hex_, len(raw)
+
+    manifest["config"]["digest"], manifest["config"]["size"] = put(config)
+    entry["digest"], entry["size"] = put(manifest)
+    (layout / "index.json").write_text(json.dumps(index))
+    return layout, manifest["layers"][-1]["digest"], fixture.info["diff_ids"][-1]

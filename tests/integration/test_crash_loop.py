@@ -2,7 +2,9 @@
 and again (half the attempts also making a rootfs in a fresh directory),
 then allowed to finish. The store must verify, ingest/ must be empty, the
 image must unpack to exactly what an uninterrupted pull gives, and the bytes
-served must show that every attempt continued where the last one stopped."""
+served must show that every attempt continued where the last one stopped.
+No killed attempt leaves its rootfs directory (only a hidden staging
+directory beside it, which `imgpull prune` removes)."""
 import os
 import random
 import signal
@@ -45,8 +47,9 @@ def test_random_sigkills_then_finish(image, tmp_path):
             attempt += 1
             assert attempt < 3 * KILLS, "pulls keep finishing before the kill"
             args = [cli.binary(), "--root", str(root), "pull", "-q"]
+            rootfs = tmp_path / f"rootfs-{attempt}"
             if attempt % 2:
-                args += ["--rootfs", str(tmp_path / f"rootfs-{attempt}")]
+                args += ["--rootfs", str(rootfs)]
             blob_gets = proxy.seen("GET", r"/blobs/sha256:")
             proc = subprocess.Popen([*args, ref], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     env=env)
@@ -63,6 +66,7 @@ def test_random_sigkills_then_finish(image, tmp_path):
             proc.wait(timeout=30)
             assert proc.returncode in (0, -signal.SIGKILL), proc.stderr.read()
             proc.stderr.close()
+            assert proc.returncode == 0 or not os.path.lexists(rootfs), "a killed pull left its rootfs"
             partials_seen.append(sum(p.stat().st_size for p in (root / "ingest").glob("*.partial")))
             assert root.exists()
             if proc.returncode == 0:
@@ -97,3 +101,5 @@ def test_random_sigkills_then_finish(image, tmp_path):
     cli.run(["unpack", f"{proxy.host}/{img.ref}", str(tmp_path / "final-rootfs")], root, check=True)
     assert not rm.diff(str(tmp_path / "clean-rootfs"), str(tmp_path / "final-rootfs"))
     assert set(cli.blobs(root)) >= {d.split(":")[1] for d in img.blobs}
+    cli.run(["prune"], root, check=True)
+    assert cli.staging_dirs(tmp_path) == [] and cli.staging_records(root) == []

@@ -6,10 +6,10 @@ config test code broke on purpose (no tool makes one).
 """
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import imgpull_cli as cli
+import synth_images
 from registry import harness
 
 
@@ -76,32 +76,8 @@ def test_corrupt_manifest_served_for_a_digest_is_refused(registry_factory, tmp_p
     assert cli.blobs(tmp_path / "store") == set()
 
 
-def broken_diff_id_layout(tmp_path, fixture):
-    """A copy of a fixture layout whose config lists a wrong diff_id."""
-    layout = tmp_path / "broken-layout"
-    shutil.copytree(fixture.layout, layout)
-    blobs = layout / "blobs" / "sha256"
-    index = json.loads((layout / "index.json").read_text())
-    entry = next(m for m in index["manifests"]
-                 if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == fixture.tag)
-    manifest = json.loads((blobs / entry["digest"].split(":")[1]).read_bytes())
-    config = json.loads((blobs / manifest["config"]["digest"].split(":")[1]).read_bytes())
-    config["rootfs"]["diff_ids"][-1] = "sha256:" + "0" * 64
-
-    def put(doc):
-        raw = json.dumps(doc).encode()
-        hex_ = hashlib.sha256(raw).hexdigest()
-        (blobs / hex_).write_bytes(raw)
-        return "sha256:" + hex_, len(raw)
-
-    manifest["config"]["digest"], manifest["config"]["size"] = put(config)
-    entry["digest"], entry["size"] = put(manifest)
-    (layout / "index.json").write_text(json.dumps(index))
-    return layout, manifest["layers"][-1]["digest"], fixture.info["diff_ids"][-1]
-
-
 def test_diff_id_mismatch_fails_the_rootfs(registry_plain, tmp_path):
-    layout, layer, real_diff_id = broken_diff_id_layout(tmp_path, registry_plain.fixtures["multi"])
+    layout, layer, real_diff_id = synth_images.broken_diff_id_layout(tmp_path, registry_plain.fixtures["multi"])
     harness.push(registry_plain, str(layout), "latest", "broken-diffid:latest")
     ref = f"{registry_plain.host}/broken-diffid:latest"
     proc = cli.run(["pull", "--rootfs", str(tmp_path / "rootfs"), ref], tmp_path / "store")

@@ -226,10 +226,15 @@ def test_debian_rootfs_keeps_what_a_system_needs(imgpull_bin, registry_plain, de
 # --- where imgpull may write -------------------------------------------------------------
 
 def test_rootfs_into_non_empty_dir_needs_force(imgpull_bin, registry_plain, tmp_path):
+    """Without --force a DIR holding something is refused before anything is
+    fetched; --force replaces it (its mode kept), as if it had been removed first."""
     ref = f"{registry_plain.host}/single:latest"
     rootfs = tmp_path / "rootfs"
     rootfs.mkdir()
+    rootfs.chmod(0o750)
     (rootfs / "already-here").write_text("mine\n")
+    (rootfs / "sub").mkdir()
+    (rootfs / "sub" / "deeper").write_text("mine too\n")
     before = rm.manifest(rootfs, mtime=True)
 
     proc = cli.run(["pull", "--rootfs", str(rootfs), ref], tmp_path / "store")
@@ -244,14 +249,23 @@ def test_rootfs_into_non_empty_dir_needs_force(imgpull_bin, registry_plain, tmp_
     assert rm.diff(before, rootfs, mtime=True) == [], "a refused unpack leaves DIR alone"
 
     cli.run(["pull", "--rootfs", str(rootfs), "--force", ref], tmp_path / "store", check=True)
-    assert (rootfs / "already-here").read_text() == "mine\n"
+    assert not (rootfs / "already-here").exists() and not (rootfs / "sub").exists(), "replaced, not merged"
     assert (rootfs / "hello.txt").read_text() == "hello from imgpull fixture single\n"
+    fresh = _fresh_unpack(ref, tmp_path / "store2", tmp_path / "fresh")
+    assert rm.diff(str(rootfs), fresh, include_root=False) == []
+    assert oct(rootfs.stat().st_mode & 0o7777) == oct(0o750)
 
     again = tmp_path / "again"
     again.mkdir()
     (again / "x").write_text("")
     cli.run(["unpack", "--force", ref, str(again)], tmp_path / "store2", check=True)
-    assert (again / "hello.txt").exists() and (again / "x").exists()
+    assert (again / "hello.txt").exists() and not (again / "x").exists()
+    assert [n for n in os.listdir(tmp_path) if "imgpull-staging" in n] == [], "the old trees are gone"
+
+
+def _fresh_unpack(ref, store, dest):
+    cli.run(["unpack", ref, str(dest)], store, check=True)
+    return str(dest)
 
 
 def test_rootfs_into_empty_existing_dir_needs_no_force(imgpull_bin, registry_plain, tmp_path):

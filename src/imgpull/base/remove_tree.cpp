@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <memory>
@@ -15,6 +16,24 @@ namespace {
 struct DirCloser {
   void operator()(DIR* dir) const { closedir(dir); }
 };
+
+// Opens the directory `name` to empty it, first making it u+rwx when the
+// caller could not list it or remove its entries. fchmodat with
+// AT_SYMLINK_NOFOLLOW refuses a symlink, so no chmod ever lands outside.
+Result<UniqueFd> open_to_empty(int dir_fd, const std::string& name) {
+  constexpr int kFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  UniqueFd sub(openat(dir_fd, name.c_str(), kFlags));
+  if (!sub && errno == EACCES && fchmodat(dir_fd, name.c_str(), S_IRWXU, AT_SYMLINK_NOFOLLOW) == 0) {
+    sub.reset(openat(dir_fd, name.c_str(), kFlags));
+  }
+  if (!sub) return sys_error("opening directory \"" + name + "\" to remove it");
+  struct stat st {};
+  if (fstat(sub.get(), &st) == 0 && (st.st_mode & S_IRWXU) != S_IRWXU) {
+    // Failing (not the owner) is left to the removals below to report.
+    (void)fchmod(sub.get(), (st.st_mode & 07777) | S_IRWXU);
+  }
+  return sub;
+}
 
 }  // namespace
 
@@ -36,13 +55,18 @@ Result<std::vector<std::string>> list_dir(int dir_fd) {
   return names;
 }
 
-Status remove_all_at(int dir_fd, const std::string& name) {
+Status remove_all_at(int dir_fd, const std::string& name, uint64_t* bytes_removed) {
+  if (bytes_removed != nullptr) {
+    struct stat st {};
+    if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1) {
+      *bytes_removed += static_cast<uint64_t>(st.st_size);
+    }
+  }
   if (unlinkat(dir_fd, name.c_str(), 0) == 0 || errno == ENOENT) return ok_status();
   if (errno != EISDIR) return sys_error("removing \"" + name + "\"");
-  UniqueFd sub(openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!sub) return sys_error("opening directory \"" + name + "\" to remove it");
+  IMGPULL_ASSIGN_OR_RETURN(UniqueFd sub, open_to_empty(dir_fd, name));
   IMGPULL_ASSIGN_OR_RETURN(auto children, list_dir(sub.get()));
-  for (const auto& child : children) IMGPULL_TRY(remove_all_at(sub.get(), child));
+  for (const auto& child : children) IMGPULL_TRY(remove_all_at(sub.get(), child, bytes_removed));
   if (unlinkat(dir_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
     return sys_error("removing directory \"" + name + "\"");
   }

@@ -38,9 +38,10 @@ namespace imgpull {
 struct PullOptions {
   Platform platform = Platform::host();
   DownloadOptions downloads;  // connections, pieces
-  // When >= 0, a directory (see open_rootfs_dir) in which the image's root
-  // filesystem is made while the layers download: each layer is applied as
-  // its bytes arrive, in order, and checked against the config's diffID.
+  // When >= 0, a directory (a StagedDir's, unpack/staged_dir.h) in which
+  // the image's root filesystem is made while the layers download: each
+  // layer is applied as its bytes arrive, in order, and checked against the
+  // config's diffID.
   int rootfs_fd = -1;
   // Non-distributable ("foreign") layers are fetched from the URLs in their
   // descriptors only when this is set (never with registry credentials);

@@ -15,6 +15,7 @@
 #include "pull/pull.h"
 #include "imgpull/reference.h"
 #include "base/unique_fd.h"
+#include "unpack/staged_dir.h"
 
 namespace imgpull {
 namespace fs = std::filesystem;
@@ -377,6 +378,16 @@ Status delete_stale_ingest_files(const Store& store, const PruneOptions& options
   return {};
 }
 
+Status delete_dead_staging_dirs(const Store& store, const PruneOptions& options, PruneReport& report) {
+  IMGPULL_ASSIGN_OR_RETURN(auto removed, remove_dead_staged_dirs(store.staging_records_dir()));
+  for (const auto& dir : removed) {
+    ++report.staging_dirs_deleted;
+    report.bytes_reclaimed += dir.bytes;
+    if (options.on_deleted) options.on_deleted(PrunedItem{dir.path.string(), dir.bytes});
+  }
+  return {};
+}
+
 // Streams a file through the hasher; `bytes` gets its length.
 Result<Digest> hash_file(const fs::path& path, DigestAlgorithm algorithm, uint64_t& bytes) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -505,6 +516,7 @@ Result<PruneReport> prune_store(Store& store, const PruneOptions& options) {
   }
   IMGPULL_ASSIGN_OR_RETURN(PruneReport report, delete_unreachable_blobs(store, *keep, options));
   IMGPULL_TRY(delete_stale_ingest_files(store, options, report));
+  IMGPULL_TRY(delete_dead_staging_dirs(store, options, report));
   return report;
 }
 

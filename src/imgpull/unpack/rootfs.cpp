@@ -1,45 +1,8 @@
 #include "unpack/rootfs.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <cstring>
 
 namespace imgpull {
-
-Result<UniqueFd> open_rootfs_dir(const std::filesystem::path& dir, bool force) {
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return Error(ErrorCode::kIo, fmt::format("cannot create {}: {}", dir.string(), std::strerror(errno)));
-  }
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) {
-    return Error(ErrorCode::kIo, fmt::format("cannot open {}: {}", dir.string(), std::strerror(errno)));
-  }
-  if (!force) {
-    // fdopendir takes ownership of its descriptor: give it a duplicate.
-    DIR* listing = ::fdopendir(::dup(fd.get()));
-    if (listing == nullptr) {
-      return Error(ErrorCode::kIo, fmt::format("cannot list {}: {}", dir.string(), std::strerror(errno)));
-    }
-    bool empty = true;
-    while (dirent* entry = ::readdir(listing)) {
-      std::string_view name = entry->d_name;
-      if (name != "." && name != "..") {
-        empty = false;
-        break;
-      }
-    }
-    ::closedir(listing);
-    if (!empty) {
-      return Error(ErrorCode::kInvalidArgument,
-                   fmt::format("{} is not empty; use --force to unpack into it anyway", dir.string()));
-    }
-  }
-  return fd;
-}
 
 namespace {
 

@@ -3,19 +3,17 @@
 // (layers read while they download) and `unpack` (layers read from the store)
 // run; they differ only in where a layer's bytes come from.
 //
-//   IMGPULL_ASSIGN_OR_RETURN(UniqueFd dir, open_rootfs_dir("/tmp/rootfs", /*force=*/false));
-//   IMGPULL_TRY(apply_layers(dir.get(), image.manifest, image.config,
+//   IMGPULL_ASSIGN_OR_RETURN(StagedDir dir, StagedDir::begin("/tmp/rootfs", {}));  // unpack/staged_dir.h
+//   IMGPULL_TRY(apply_layers(dir.fd(), image.manifest, image.config,
 //                            [&](size_t i) { return open_layer_from_store(store, image.manifest.layers[i]); },
 //                            unpack::ApplyOptions{}, nullptr));
 #pragma once
 
 #include <cstddef>
-#include <filesystem>
 #include <functional>
 #include <memory>
 
 #include "base/byte_source.h"
-#include "base/unique_fd.h"
 #include "imgpull/digest.h"
 #include "imgpull/error.h"
 #include "imgpull/manifest.h"
@@ -23,11 +21,6 @@
 #include "unpack/layer_applier.h"
 
 namespace imgpull {
-
-// Opens the directory a rootfs is made in, creating it if missing. A
-// directory with anything in it is refused unless `force`, so a typo cannot
-// merge an image into someone's home directory.
-Result<UniqueFd> open_rootfs_dir(const std::filesystem::path& dir, bool force);
 
 // The compressed bytes of layer `index` of the manifest.
 using LayerSourceFor = std::function<Result<std::unique_ptr<ByteSource>>(size_t index)>;
@@ -37,7 +30,8 @@ Result<std::unique_ptr<ByteSource>> open_layer_from_store(const Store& store, co
 
 // Applies every layer of `manifest` onto the rootfs, in order, each checked
 // against `config.diff_ids` (whose count must match the layers'). Stops at the
-// first error, which names the layer; the rootfs then holds part of the image.
+// first error, which names the layer; the rootfs then holds part of the image
+// (which is why callers make it in a StagedDir).
 // `on_applied(index)` is called after each layer, when not empty.
 Status apply_layers(int rootfs_fd, const ImageManifest& manifest, const ImageConfig& config,
                     const LayerSourceFor& source_for, const unpack::ApplyOptions& options,
