@@ -96,7 +96,17 @@ Status replace_file(const fs::path& dir, const char* name, const std::string& co
 }  // namespace
 
 Result<fs::path> prepare_bundle_dir(const fs::path& dir, bool force) {
-  IMGPULL_TRY(open_rootfs_dir(dir, force));
+  // DIR/rootfs is built beside itself and renamed into place like any rootfs
+  // (unpack/staged_dir.h); DIR itself only has to exist, and be empty unless
+  // --force (which then replaces rootfs/ and config.json).
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("cannot create " + dir.string());
+  std::error_code ec;
+  bool empty = fs::is_empty(dir, ec);
+  if (ec) return Error(ErrorCode::kIo, "cannot list " + dir.string() + ": " + ec.message());
+  if (!empty && !force) {
+    return Error(ErrorCode::kInvalidArgument,
+                 dir.string() + " is not empty; use --force to replace the bundle in it");
+  }
   return dir / kRootfsName;
 }
 

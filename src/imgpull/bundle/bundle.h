@@ -28,7 +28,8 @@ inline constexpr const char* kRootfsName = "rootfs";
 inline constexpr const char* kConfigName = "config.json";
 
 // Creates `dir` if missing and refuses one with anything in it unless `force`
-// (as open_rootfs_dir does for a rootfs). Returns where the rootfs goes: dir/rootfs.
+// (with it, the pull replaces rootfs/ and config.json). Returns where the rootfs goes:
+// dir/rootfs, itself made beside its place and renamed there when complete.
 Result<std::filesystem::path> prepare_bundle_dir(const std::filesystem::path& dir, bool force);
 
 // Writes dir/config.json (replacing it atomically) for the image whose rootfs is in

@@ -33,8 +33,9 @@ std::optional<std::string> UnappliedTally::summary() const {
     // Things with the same reason are listed together, the reason said once.
     std::vector<std::pair<std::string, std::vector<std::string>>> by_reason;
     for (const auto& [what, count] : unapplied_) {
+      const std::string& why = count.why;  // clang 14 cannot capture a structured binding
       auto same = std::find_if(by_reason.begin(), by_reason.end(),
-                               [&](const auto& group) { return group.first == count.why; });
+                               [&](const auto& group) { return group.first == why; });
       if (same == by_reason.end()) same = by_reason.insert(by_reason.end(), {count.why, {}});
       same->second.push_back(fmt::format("{} {}{}", count.n, what, count.n == 1 ? "" : "s"));
     }
