@@ -3,7 +3,7 @@
 // regular expression so that every rejection can say which part is wrong.
 #include "imgpull/reference.h"
 
-#include <cstdio>
+#include "base/text.h"
 
 namespace imgpull {
 namespace {
@@ -21,28 +21,6 @@ bool is_lower_alnum(char c) { return is_lower(c) || is_digit(c); }
 bool is_alnum(char c) { return is_lower_alnum(c) || is_upper(c); }
 bool is_word(char c) { return is_alnum(c) || c == '_'; }  // regexp \w
 bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-
-// Quotes text for an error message, escaping what would break the message's
-// single line or play tricks on a terminal (newlines, escape sequences).
-std::string quoted(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u >= 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", u);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
-std::string quoted(char c) { return quoted(std::string_view(&c, 1)); }
 
 Error invalid(std::string reason) { return Error(ErrorCode::kInvalidArgument, std::move(reason)); }
 

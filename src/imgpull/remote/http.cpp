@@ -13,20 +13,10 @@
 #include <map>
 #include <mutex>
 
+#include "base/text.h"
+
 namespace imgpull::http {
 namespace {
-
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 bool is_redirect(long status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
@@ -169,8 +159,8 @@ size_t on_header(char* data, size_t, size_t size, void* user) {
   }
   auto colon = line.find(':');
   if (colon != std::string_view::npos) {
-    ex->response->headers.emplace_back(to_lower(trim(line.substr(0, colon))),
-                                       std::string(trim(line.substr(colon + 1))));
+    ex->response->headers.emplace_back(ascii_lowered(trim_space(line.substr(0, colon))),
+                                       std::string(trim_space(line.substr(colon + 1))));
   }
   return size;
 }
@@ -515,10 +505,10 @@ std::string origin_of(std::string_view url) {
     curl_url_get(u, CURLUPART_HOST, &host, 0);
     curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
     if (scheme && host && port) {
-      std::string s = to_lower(scheme);
+      std::string s = ascii_lowered(scheme);
       std::string p = port;
       bool default_port = (s == "https" && p == "443") || (s == "http" && p == "80");
-      out = s + "://" + to_lower(host) + (default_port ? "" : ":" + p);
+      out = s + "://" + ascii_lowered(host) + (default_port ? "" : ":" + p);
     }
     curl_free(scheme);
     curl_free(host);
@@ -556,7 +546,7 @@ std::string strip_port(std::string_view host) {
 }
 
 bool is_loopback_host(std::string_view host) {
-  std::string name = to_lower(strip_port(host));
+  std::string name = ascii_lowered(strip_port(host));
   if (name == "localhost" || name == "::1") return true;
   in_addr addr{};
   if (inet_pton(AF_INET, name.c_str(), &addr) == 1) return (ntohl(addr.s_addr) >> 24) == 127;

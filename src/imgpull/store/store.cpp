@@ -7,11 +7,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 #include <vector>
+
+#include "base/atomic_file.h"
+#include "base/file_io.h"
+#include "base/sys_error.h"
 
 namespace imgpull {
 namespace fs = std::filesystem;
@@ -21,75 +22,17 @@ namespace {
 // real store and keeps a corrupt file from exhausting memory.
 constexpr size_t kMaxIndexBytes = 64 * 1024 * 1024;
 
-Error io_error(std::string what, const fs::path& path, int err = errno) {
-  return Error(ErrorCode::kIo, fmt::format("{} {}: {}", what, path.string(), std::strerror(err)));
-}
-
-Status write_all(int fd, const void* data, size_t size, const fs::path& path) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    ssize_t n = ::write(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return io_error("cannot write", path);
-    }
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return {};
-}
-
-// Writes `content` to a temporary sibling and renames it over `path`.
-Status replace_file(const fs::path& path, std::string_view content) {
-  fs::path tmp = path;
-  tmp += fmt::format(".tmp-{}", ::getpid());
-  int fd = ::open(tmp.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return io_error("cannot create", tmp);
-  Status st = write_all(fd, content.data(), content.size(), tmp);
-  ::close(fd);
-  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = io_error("cannot rename into", path);
-  if (!st.ok()) ::unlink(tmp.c_str());
-  return st;
-}
-
-Result<std::string> read_file(const fs::path& path, size_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return Error(ErrorCode::kNotFound, fmt::format("{} does not exist", path.string()));
-    return io_error("cannot open", path);
-  }
-  std::string out;
-  char buf[64 * 1024];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      return io_error("cannot read", path);
-    }
-    if (n == 0) break;
-    if (out.size() + static_cast<size_t>(n) > max_bytes) {
-      ::close(fd);
-      return Error(ErrorCode::kTooLarge,
-                   fmt::format("{} is larger than the limit of {} bytes", path.string(), max_bytes));
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
-
 // Opens (creating) `path` and takes an flock on it (`operation` is LOCK_EX or
 // LOCK_SH), waiting as long as another process holds a conflicting one.
 // Returns the descriptor that holds it.
 Result<int> open_locked(const fs::path& path, int flags, int operation = LOCK_EX) {
   int fd = ::open(path.c_str(), O_CREAT | flags | O_CLOEXEC, 0644);
-  if (fd < 0) return io_error("cannot open", path);
+  if (fd < 0) return sys_error("cannot open", path);
   while (::flock(fd, operation) != 0) {
     if (errno != EINTR) {
       int err = errno;
       ::close(fd);
-      return io_error("cannot lock", path, err);
+      return sys_error("cannot lock", path, err);
     }
   }
   return fd;
@@ -115,10 +58,10 @@ FileLock::~FileLock() {
 
 Status FileLock::change_mode(Mode mode, const std::function<void()>& on_wait) {
   if (::flock(fd_, flock_operation(mode) | LOCK_NB) == 0) return {};
-  if (errno != EWOULDBLOCK) return io_error("cannot lock", path_);
+  if (errno != EWOULDBLOCK) return sys_error("cannot lock", path_);
   if (on_wait) on_wait();
   while (::flock(fd_, flock_operation(mode)) != 0) {
-    if (errno != EINTR) return io_error("cannot lock", path_);
+    if (errno != EINTR) return sys_error("cannot lock", path_);
   }
   return {};
 }
@@ -174,12 +117,12 @@ void BlobWriter::discard() {
 
 Status BlobWriter::adopt_existing() {
   struct stat st {};
-  if (::fstat(fd_, &st) != 0) return io_error("cannot stat ingest file", ingest_path_);
+  if (::fstat(fd_, &st) != 0) return sys_error("cannot stat ingest file", ingest_path_);
   auto start_over = [&]() -> Status {
     IMGPULL_TRY(forget_ranges());
     hasher_ = Hasher(expected_.algorithm());
-    if (::ftruncate(fd_, 0) != 0) return io_error("cannot truncate ingest file", ingest_path_);
-    if (::lseek(fd_, 0, SEEK_SET) != 0) return io_error("cannot rewind", ingest_path_);
+    if (::ftruncate(fd_, 0) != 0) return sys_error("cannot truncate ingest file", ingest_path_);
+    if (::lseek(fd_, 0, SEEK_SET) != 0) return sys_error("cannot rewind", ingest_path_);
     resumed_ = 0;
     return {};
   };
@@ -201,7 +144,7 @@ Status BlobWriter::adopt_existing() {
     hasher_.update(buf.data(), static_cast<size_t>(n));
     offset += static_cast<uint64_t>(n);
   }
-  if (::lseek(fd_, static_cast<off_t>(size), SEEK_SET) < 0) return io_error("cannot seek in", ingest_path_);
+  if (::lseek(fd_, static_cast<off_t>(size), SEEK_SET) < 0) return sys_error("cannot seek in", ingest_path_);
   resumed_ = size;
   for (const auto& [start, end] : recorded_) resumed_ += start >= size ? end - start : 0;
   return {};
@@ -238,7 +181,7 @@ Status BlobWriter::write(const void* data, size_t size) {
                                  expected_.str(), ingest_path_.string(), on_disk,
                                  expected_size_ >= 0 ? std::to_string(expected_size_) : std::string("?")));
       }
-      return io_error(fmt::format("cannot write blob {} to", expected_.str()), ingest_path_, err);
+      return sys_error(fmt::format("cannot write blob {} to", expected_.str()), ingest_path_, err);
     }
     p += n;
     left -= static_cast<size_t>(n);
@@ -249,7 +192,7 @@ Status BlobWriter::write(const void* data, size_t size) {
 
 Status BlobWriter::restart() {
   if (done_ || broken_) return Error(ErrorCode::kInternal, "restart of a finished or failed blob writer");
-  if (::lseek(fd_, 0, SEEK_SET) != 0) return io_error("cannot rewind", ingest_path_);
+  if (::lseek(fd_, 0, SEEK_SET) != 0) return sys_error("cannot rewind", ingest_path_);
   IMGPULL_TRY(forget_ranges());
   hasher_ = Hasher(expected_.algorithm());
   resumed_ = 0;
@@ -258,7 +201,7 @@ Status BlobWriter::restart() {
 
 Result<int> BlobWriter::open_reader() const {
   int fd = ::open(ingest_path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return io_error("cannot open for reading", ingest_path_);
+  if (fd < 0) return sys_error("cannot open for reading", ingest_path_);
   return fd;
 }
 
@@ -283,12 +226,12 @@ Status BlobWriter::commit() {
       ::ftruncate(fd_, static_cast<off_t>(got)) != 0) {
     int err = errno;
     discard();
-    return io_error("cannot trim ingest file", ingest_path_, err);
+    return sys_error("cannot trim ingest file", ingest_path_, err);
   }
   if (::rename(ingest_path_.c_str(), blob_path_.c_str()) != 0) {
     int err = errno;
     discard();
-    return io_error("cannot commit blob to", blob_path_, err);
+    return sys_error("cannot commit blob to", blob_path_, err);
   }
   ::unlink(ranges_path().c_str());
   done_ = true;
@@ -312,7 +255,7 @@ Result<Store> Store::open(const fs::path& root) {
   std::error_code ec;
   for (const char* sub : {"blobs/sha256", "blobs/sha512", "ingest"}) {
     fs::create_directories(root / sub, ec);
-    if (ec) return io_error("cannot create store directory", root / sub, ec.value());
+    if (ec) return sys_error("cannot create store directory", root / sub, ec.value());
   }
   // Taken before the index lock, as take_sole_use holds it while it takes
   // the index lock: one order everywhere, so no deadlock.
@@ -469,14 +412,14 @@ Result<std::vector<Digest>> Store::list_blobs() const {
         blobs.push_back(*d);
       }
     }
-    if (ec && ec != std::errc::no_such_file_or_directory) return io_error("cannot list", dir, ec.value());
+    if (ec && ec != std::errc::no_such_file_or_directory) return sys_error("cannot list", dir, ec.value());
   }
   return blobs;
 }
 
 Status Store::remove_blob(const Digest& digest) {
   if (::unlink(blob_path(digest).c_str()) != 0 && errno != ENOENT) {
-    return io_error("cannot remove blob", blob_path(digest));
+    return sys_error("cannot remove blob", blob_path(digest));
   }
   return {};
 }

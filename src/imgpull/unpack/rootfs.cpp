@@ -6,24 +6,21 @@
 #include <sys/stat.h>
 
 #include <cerrno>
-#include <cstring>
+
+#include "base/sys_error.h"
 
 namespace imgpull {
 
 Result<UniqueFd> open_rootfs_dir(const std::filesystem::path& dir, bool force) {
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return Error(ErrorCode::kIo, fmt::format("cannot create {}: {}", dir.string(), std::strerror(errno)));
+    return sys_error("cannot create", dir);
   }
   UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) {
-    return Error(ErrorCode::kIo, fmt::format("cannot open {}: {}", dir.string(), std::strerror(errno)));
-  }
+  if (!fd) return sys_error("cannot open", dir);
   if (!force) {
     // fdopendir takes ownership of its descriptor: give it a duplicate.
     DIR* listing = ::fdopendir(::dup(fd.get()));
-    if (listing == nullptr) {
-      return Error(ErrorCode::kIo, fmt::format("cannot list {}: {}", dir.string(), std::strerror(errno)));
-    }
+    if (listing == nullptr) return sys_error("cannot list", dir);
     bool empty = true;
     while (dirent* entry = ::readdir(listing)) {
       std::string_view name = entry->d_name;
