@@ -15,6 +15,7 @@
 #include "base/unique_fd.h"
 #include "imgpull/client.h"  // store_name_for
 #include "imgpull/reference.h"
+#include "store/file_lock.h"
 
 namespace imgpull {
 namespace fs = std::filesystem;
