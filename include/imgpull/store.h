@@ -1,15 +1,15 @@
 // The local content store: an OCI image layout on disk that skopeo, umoci and
 // podman read as it is.
 //
-//   ROOT/oci-layout            {"imageLayoutVersion":"1.0.0"}
-//   ROOT/index.json            one entry per image name (annotation
-//                              org.opencontainers.image.ref.name = the full
-//                              reference, "docker.io/library/x:latest")
-//   ROOT/blobs/sha256/<hex>    manifests, indexes, configs, layers
-//   ROOT/ingest/<hex>.partial  downloads in flight or interrupted; never read as
-//                              content, continued by the next ingest of that blob
-//   ROOT/.lock                 taken around every change to index.json
-//   ROOT/.in-use.lock          shared by every open Store, exclusive for prune
+//  ROOT/oci-layout            {"imageLayoutVersion":"1.0.0"}
+//  ROOT/index.json            one entry per image name (annotation
+//                             org.opencontainers.image.ref.name = the full
+//                             reference, "docker.io/library/x:latest")
+//  ROOT/blobs/sha256/<hex>    manifests, indexes, configs, layers
+//  ROOT/ingest/<hex>.partial  downloads in flight or interrupted; never read as
+//                             content, continued by the next ingest of that blob
+//  ROOT/.lock                 taken around every change to index.json
+//  ROOT/.in-use.lock          shared by every open Store, exclusive for prune
 //
 // A blob only ever appears under blobs/ by rename(2) after its size and
 // digest were checked, so a reader never sees a half-written or wrong blob,

@@ -11,7 +11,7 @@
 //   http::Client client({.debug_log = [](std::string_view l) { std::cerr << l << "\n"; }});
 //   http::Request req{.url = "https://127.0.0.1:5000/v2/"};
 //   IMGPULL_ASSIGN_OR_RETURN(http::Response res, client.fetch(req));
-//   if (res.status == 401) ... res.header("www-authenticate") ...
+//   if (res.status == 401) std::cerr << res.header("www-authenticate") << "\n";
 #pragma once
 
 #include <cstddef>
