@@ -1,3 +1,5 @@
+// Both export formats in one file (~480 lines): they share the tar writer and
+// the checked blob and layer streams below, and differ only in their layout.
 #include "imgpull/export.h"
 
 #include <archive.h>

@@ -1,3 +1,5 @@
+// The commands of images.h in one file (~520 lines): lookups, inspect, tag and
+// rmi, then prune and verify, which read records and manifests as the lookups do.
 #include "imgpull/images.h"
 
 #include <fcntl.h>
