@@ -257,13 +257,20 @@ Result<Reference> Reference::parse(std::string_view text) {
 
 std::string Reference::name() const { return domain + "/" + path; }
 
-std::string Reference::str() const {
-  std::string out = name();
+namespace {
+
+// "<name>[:tag][@digest]".
+std::string with_tag_and_digest(std::string name, const std::optional<std::string>& tag,
+                                const std::optional<Digest>& digest) {
   // Appended piecewise: `"@" + digest->str()` trips GCC 12's -Wrestrict false positive at -O3.
-  if (tag) out.append(":").append(*tag);
-  if (digest) out.append("@").append(digest->str());
-  return out;
+  if (tag) name.append(":").append(*tag);
+  if (digest) name.append("@").append(digest->str());
+  return name;
 }
+
+}  // namespace
+
+std::string Reference::str() const { return with_tag_and_digest(name(), tag, digest); }
 
 // Docker's familiarizeName: drop "docker.io/", and "library/" when what is
 // left has no further '/' (Hub has no nested official namespaces).
@@ -284,13 +291,7 @@ std::string Reference::familiar_name() const {
   return std::string(p);
 }
 
-std::string Reference::familiar() const {
-  std::string out = familiar_name();
-  // Appended piecewise: `"@" + digest->str()` trips GCC 12's -Wrestrict false positive at -O3.
-  if (tag) out.append(":").append(*tag);
-  if (digest) out.append("@").append(digest->str());
-  return out;
-}
+std::string Reference::familiar() const { return with_tag_and_digest(familiar_name(), tag, digest); }
 
 std::string Reference::registry_host() const {
   return domain == kDockerHubDomain ? std::string(kDockerHubRegistryHost) : domain;
