@@ -79,10 +79,14 @@ EXAMPLES = {
         includes=["<iostream>", "imgpull/reference.h"],
         params="const std::vector<std::string>& roots, const Reference& ref"),
     "src/imgpull/remote/http.h": dict(includes=["<iostream>"]),
+    "src/imgpull/remote/rate_limit.h": dict(
+        params="const http::Response& response, std::optional<std::chrono::seconds> retry_after, "
+               "std::string& message"),
     "src/imgpull/remote/registry.h": dict(
         params="http::Client& client, const Reference& ref, const RegistryOptions& options, "
                "const Descriptor& layer, BlobSink& sink"),
     "src/imgpull/store/file_lock.h": dict(includes=["<iostream>"]),
+    "src/imgpull/testing/fake_registry.h": dict(using=["imgpull::testing"], returns="void"),
     "src/imgpull/testing/images.h": dict(using=["imgpull::testing"], returns="void"),
     "src/imgpull/testing/layers.h": dict(using=["imgpull::unpack::testing"], returns="void"),
     "src/imgpull/unpack/compression.h": dict(
@@ -106,7 +110,7 @@ EXAMPLES = {
     "src/imgpull/unpack/read_ahead.h": dict(
         using=["imgpull::unpack"], params="ByteSource* decompressor",
         decls="void consume(std::span<const char> bytes);"),
-    "src/imgpull/unpack/rootfs.h": dict(params="const Store& store, const ImageRecord& record"),
+    "src/imgpull/unpack/rootfs.h": dict(params="const Store& store, const StoredImage& image"),
     "src/imgpull/unpack/tar_reader.h": dict(using=["imgpull::unpack"], params="ByteSource& tar_bytes, int fd"),
     "src/imgpull/unpack/warnings.h": dict(
         includes=["unpack/layer_applier.h"], using=["imgpull::unpack"], params="const ApplyOptions& options",
