@@ -6,7 +6,7 @@
 //   if (!client) { std::cerr << client.error().message() << "\n"; return 1; }
 //   imgpull::PullRequest request;
 //   request.rootfs = "/tmp/debian";
-//   request.on_event = [](const imgpull::PullEvent& e) { ... };
+//   request.on_event = [](const imgpull::PullEvent& e) { if (e.layer) std::cerr << e.layer->short_hex(); };
 //   auto pulled = client->pull("debian:12", request);
 //
 // The store itself (images, inspect, save, prune: images.h, export.h) is

@@ -40,8 +40,6 @@ inline constexpr std::chrono::milliseconds kCredentialHelperTimeout = std::chron
 // config.json holds a few entries; a bigger file is not a docker config.
 inline constexpr size_t kMaxDockerConfigSize = 16 * 1024 * 1024;
 
-Result<std::string> credential_helper_for(const std::string& config_path, const std::string& key);
-
 struct Credentials {
   std::string username;
   std::string password;

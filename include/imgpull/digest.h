@@ -6,7 +6,7 @@
 //   IMGPULL_ASSIGN_OR_RETURN(Digest d, Digest::parse("sha256:e3b0..."));
 //   Hasher h(d.algorithm());
 //   h.update(bytes);
-//   if (h.finish() != d) ...
+//   if (h.finish() != d) return Error(ErrorCode::kCorrupt, "not the bytes " + d.str() + " names");
 #pragma once
 
 #include <compare>

@@ -3,8 +3,8 @@
 // code a caller can branch on plus a message that names what was being done
 // (image, layer, URL) and what was expected versus what came.
 //
-//   Result<Manifest> m = parse_manifest(bytes, type);
-//   if (!m) return m.error().wrap("pulling " + ref.str());
+//   Result<ParsedManifest> m = parse_manifest(bytes, content_type);
+//   if (!m) return std::move(m).error().wrap("pulling " + ref.str());
 //
 // IMGPULL_TRY and IMGPULL_ASSIGN_OR_RETURN keep call sites short.
 #pragma once

@@ -1,19 +1,19 @@
 // Exporting images from the store, as `docker save` does:
 //
-//   docker-archive  a tar that `docker load`, `podman load` and
-//                   `skopeo copy docker-archive:` read, in docker's classic
-//                   layout (the one every version of those tools accepts):
-//                     manifest.json              [{"Config","RepoTags","Layers"}]
-//                     repositories               {"repo":{"tag":"<top layer id>"}}
-//                     <config hex>.json          the image config, as stored
-//                     <layer id>/layer.tar       the layer, *uncompressed*
-//                     <layer id>/VERSION, json   docker's legacy per-layer files
-//                   where a layer id is the layer's chain ID (its diffID
-//                   hashed with those below it), so an id names one stack of
-//                   layers and images sharing a base share its directories.
-//   OCI layout      a directory (or a tar of one) in the store's own format
-//                   holding just these images: `skopeo`, `umoci`, `podman
-//                   load` and `imgpull --root` read it.
+//  docker-archive  a tar that `docker load`, `podman load` and
+//                  `skopeo copy docker-archive:` read, in docker's classic
+//                  layout (the one every version of those tools accepts):
+//                    manifest.json              [{"Config","RepoTags","Layers"}]
+//                    repositories               {"repo":{"tag":"<top layer id>"}}
+//                    <config hex>.json          the image config, as stored
+//                    <layer id>/layer.tar       the layer, *uncompressed*
+//                    <layer id>/VERSION, json   docker's legacy per-layer files
+//                  where a layer id is the layer's chain ID (its diffID
+//                  hashed with those below it), so an id names one stack of
+//                  layers and images sharing a base share its directories.
+//  OCI layout      a directory (or a tar of one) in the store's own format
+//                  holding just these images: `skopeo`, `umoci`, `podman
+//                  load` and `imgpull --root` read it.
 //
 // Layers are decompressed as they are written, in fixed buffers whatever
 // their size, and every byte written is checked: uncompressed layers against

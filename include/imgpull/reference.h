@@ -2,15 +2,15 @@
 // the way `docker pull` does, so imgpull accepts exactly what Docker accepts
 // and means the same image by it.
 //
-//   [domain[:port]/]path[:tag][@digest]
+//  [domain[:port]/]path[:tag][@digest]
 //
-//   nginx                      -> docker.io/library/nginx:latest
-//   user/app:1.2               -> docker.io/user/app:1.2
-//   localhost:5000/x@sha256:.. -> localhost:5000/x@sha256:..
-//   [::1]:5000/x:t@sha256:..   -> keeps both; the digest is what gets pulled
+//  nginx                      -> docker.io/library/nginx:latest
+//  user/app:1.2               -> docker.io/user/app:1.2
+//  localhost:5000/x@sha256:.. -> localhost:5000/x@sha256:..
+//  [::1]:5000/x:t@sha256:..   -> keeps both; the digest is what gets pulled
 //
 //   IMGPULL_ASSIGN_OR_RETURN(Reference ref, Reference::parse(argv[1]));
-//   fetch_manifest(ref.registry_host(), ref.path, ref.manifest_selector());
+//   std::cout << ref.registry_host() << " " << ref.path << " " << ref.manifest_selector() << "\n";
 #pragma once
 
 #include <optional>

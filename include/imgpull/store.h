@@ -1,18 +1,18 @@
 // The local content store: an OCI image layout on disk that skopeo, umoci and
 // podman read as it is.
 //
-//   ROOT/oci-layout            {"imageLayoutVersion":"1.0.0"}
-//   ROOT/index.json            one entry per image name (annotation
-//                              org.opencontainers.image.ref.name = the full
-//                              reference, "docker.io/library/x:latest")
-//   ROOT/blobs/sha256/<hex>    manifests, indexes, configs, layers
-//   ROOT/ingest/<hex>.partial  downloads in flight or interrupted; never read as
-//                              content, continued by the next ingest of that blob
-//   ROOT/staging/<id>          the path of a root filesystem being made beside
-//                              its directory (pull --rootfs, unpack), so prune
-//                              finds one a killed process left half-made
-//   ROOT/.lock                 taken around every change to index.json
-//   ROOT/.in-use.lock          shared by every open Store, exclusive for prune
+//  ROOT/oci-layout            {"imageLayoutVersion":"1.0.0"}
+//  ROOT/index.json            one entry per image name (annotation
+//                             org.opencontainers.image.ref.name = the full
+//                             reference, "docker.io/library/x:latest")
+//  ROOT/blobs/sha256/<hex>    manifests, indexes, configs, layers
+//  ROOT/ingest/<hex>.partial  downloads in flight or interrupted; never read as
+//                             content, continued by the next ingest of that blob
+//  ROOT/staging/<id>          the path of a root filesystem being made beside
+//                             its directory (pull --rootfs, unpack), so prune
+//                             finds one a killed process left half-made
+//  ROOT/.lock                 taken around every change to index.json
+//  ROOT/.in-use.lock          shared by every open Store, exclusive for prune
 //
 // A blob only ever appears under blobs/ by rename(2) after its size and
 // digest were checked, so a reader never sees a half-written or wrong blob,
@@ -61,27 +61,9 @@ struct StoredImage {
   ImageConfig config;
 };
 
-// Holds an flock(2) on a file for its lifetime: the index lock, the store's
-// in-use lock (see Store::take_sole_use).
-class FileLock {
- public:
-  enum class Mode { kShared, kExclusive };
-  // Opens (creating) `path` and locks it, waiting as long as a conflicting
-  // lock is held.
-  static Result<FileLock> acquire(const std::filesystem::path& path, Mode mode = Mode::kExclusive);
-  FileLock(FileLock&& other) noexcept;
-  FileLock& operator=(FileLock&&) = delete;
-  ~FileLock();
-
-  // Changes a held lock's mode, calling `on_wait` once if it has to wait.
-  // Not atomic: flock drops the old lock before it waits for the new one.
-  Status change_mode(Mode mode, const std::function<void()>& on_wait);
-
- private:
-  FileLock(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
-  int fd_;
-  std::filesystem::path path_;
-};
+class FileLock;  // an flock held on a file of the store (private: store/file_lock.h)
+struct PruneOptions;
+struct PruneReport;
 
 // Writes one blob into ingest/, hashing as it goes; commit() checks size and
 // digest and only then moves it into blobs/.
@@ -207,10 +189,6 @@ class Store {
   // Removes the record with this name; kNotFound when there is none.
   Status remove_image(const std::string& name);
 
-  // The lock record_image and remove_image take around their
-  // read-modify-write of index.json.
-  Result<FileLock> lock_index() const;
-
   // Every open Store holds a shared lock on ROOT/.in-use.lock for its
   // lifetime. This turns it exclusive, waiting (`on_wait` is called first)
   // until no other process has the store open, and keeps it so until
@@ -223,6 +201,11 @@ class Store {
  private:
   Store(std::filesystem::path root, std::shared_ptr<FileLock> in_use)
       : root_(std::move(root)), in_use_(std::move(in_use)) {}
+  // prune holds the index lock from its walk of the records to its sweep.
+  friend Result<PruneReport> prune_store(Store& store, const PruneOptions& options);
+  // The lock record_image and remove_image take around their
+  // read-modify-write of index.json.
+  Result<FileLock> lock_index() const;
   std::filesystem::path ingest_path(const Digest& digest) const;
   Result<std::vector<ImageRecord>> read_index() const;
   Status write_index(const std::vector<ImageRecord>& records);
@@ -235,7 +218,8 @@ class Store {
 // exported OCI layout gets the same).
 std::string oci_index_json(const std::vector<ImageRecord>& records);
 
-// "2024-01-02T03:04:05Z" for now.
+// An internal helper that lives in base/clock.h; declared here only until
+// src/imgpull/pull/pull.cpp includes base/clock.h (issue 11), then removed.
 std::string now_rfc3339();
 
 }  // namespace imgpull

@@ -213,7 +213,7 @@ Status Client::unpack(const Reference& ref, const fs::path& dir, const UnpackReq
 Status check_login(const ClientOptions& options, std::string_view registry_host, std::string_view registry_domain,
                    const Credentials& credentials) {
   http::Client http(http_options(options));
-  return check_login(http, registry_host, registry_domain, credentials, options.insecure_registries);
+  return ping_with_credentials(http, registry_host, registry_domain, credentials, options.insecure_registries);
 }
 
 }  // namespace imgpull

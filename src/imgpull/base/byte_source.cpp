@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/sys_error.h"
+
 namespace imgpull {
 
 Result<size_t> read_full(ByteSource& source, void* buf, size_t n) {
@@ -23,8 +25,7 @@ Result<std::unique_ptr<FileSource>> FileSource::open(const std::filesystem::path
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) {
     int err = errno;
-    return Error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
-                 "opening " + path.string() + ": " + std::strerror(err));
+    return sys_error("opening " + path.string(), err, err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo);
   }
   return std::unique_ptr<FileSource>(new FileSource(std::move(fd)));
 }
@@ -33,9 +34,7 @@ Result<size_t> FileSource::read(void* buf, size_t n) {
   for (;;) {
     ssize_t got = ::read(fd_, buf, n);
     if (got >= 0) return static_cast<size_t>(got);
-    if (errno != EINTR) {
-      return Error(ErrorCode::kIo, std::string("reading: ") + std::strerror(errno));
-    }
+    if (errno != EINTR) return sys_error("reading");
   }
 }
 

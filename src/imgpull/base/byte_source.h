@@ -1,6 +1,9 @@
 // Pull-style byte streams: the one interface every stage of unpacking reads
-// through (a blob file, a download in flight, a decompressor, the diffID
-// hasher), so the stages stack without knowing what is below them.
+// through (a blob file, a download in flight, a decompressor, a read-ahead),
+// so the stages stack without knowing what is below them. A source that holds
+// the stream in buffers of its own can also lend them (blocks()), and a
+// reader that can work on bytes where they lie (a decompressor, the tar
+// reader) then skips the copy into its own buffer.
 //
 //   IMGPULL_ASSIGN_OR_RETURN(auto blob, FileSource::open(store.blob_path(layer.digest)));
 //   char buf[65536];
@@ -9,18 +12,36 @@
 //     if (n == 0) break;  // end of stream
 //     consume(buf, n);
 //   }
+//
+//   if (BlockSource* lender = blob->blocks()) {   // no copy: read its buffers
+//     IMGPULL_ASSIGN_OR_RETURN(std::span<const char> block, lender->next_block());
+//   }
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include "imgpull/error.h"
 #include "base/unique_fd.h"
 
 namespace imgpull {
+
+// A stream handed out in blocks the source owns, rather than copied into the
+// reader's buffer.
+class BlockSource {
+ public:
+  // The next block of the stream (empty at its end), valid until the next
+  // call of next_block (or of read on the ByteSource that lent it). Errors of
+  // the stream come out here, in order.
+  virtual Result<std::span<const char>> next_block() = 0;
+
+ protected:
+  ~BlockSource() = default;  // owned as the ByteSource that offers it
+};
 
 // A pull-style byte stream; read returns 0 at end of stream (and only there:
 // a source with nothing to give yet blocks instead).
@@ -32,6 +53,10 @@ class ByteSource {
   // return soon, with an error; sources that never block need not do anything.
   // Wrappers pass it on to their inner source.
   virtual void cancel() {}
+  // The same stream as blocks this source lends, or nullptr when it has none
+  // of its own to lend (the default). Asked once, before the first read; a
+  // reader then takes the stream by blocks or by reads, never both.
+  virtual BlockSource* blocks() { return nullptr; }
 };
 
 // Reads until `n` bytes or the end of the stream; returns how many were read.

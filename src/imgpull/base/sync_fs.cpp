@@ -5,9 +5,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <set>
 
+#include "base/sys_error.h"
 #include "base/unique_fd.h"
 
 namespace imgpull {
@@ -18,13 +18,10 @@ Status sync_filesystems(const std::vector<std::filesystem::path>& paths) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     struct stat st;
     if (!fd || ::fstat(fd.get(), &st) != 0) {
-      return Error(ErrorCode::kIo, "cannot open " + path.string() + " to sync it: " + std::strerror(errno));
+      return sys_error("cannot open " + path.string() + " to sync it");
     }
     if (!synced.insert(st.st_dev).second) continue;  // that filesystem is done
-    if (::syncfs(fd.get()) != 0) {
-      return Error(ErrorCode::kIo,
-                   "syncing the filesystem of " + path.string() + " to disk: " + std::strerror(errno));
-    }
+    if (::syncfs(fd.get()) != 0) return sys_error("syncing the filesystem of " + path.string() + " to disk");
   }
   return ok_status();
 }

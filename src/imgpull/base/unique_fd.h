@@ -3,7 +3,7 @@
 // are everywhere.
 //
 //   UniqueFd dir(openat(root, "etc", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-//   if (!dir) return errno_error("opening etc");
+//   if (!dir) return sys_error("opening etc");
 //   mkdirat(dir.get(), "ssl", 0755);
 #pragma once
 

@@ -6,6 +6,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "base/atomic_file.h"
 #include "base/sync_fs.h"
 #include "base/sys_error.h"
 #include "base/unique_fd.h"
@@ -72,25 +73,12 @@ void warn_unmapped(const UserNamespace& ns, const ExecUser& user,
                    fmt::join(unmapped, " and ")));
 }
 
-Status replace_file(const fs::path& dir, const char* name, const std::string& content) {
-  std::string temp = (dir / (std::string(".") + name + ".XXXXXX")).string();
-  UniqueFd fd(mkostemp(temp.data(), O_CLOEXEC));
-  if (!fd) return sys_error("creating a file in " + dir.string());
-  auto fail = [&](const std::string& doing) {
-    Error error = sys_error(doing + " " + temp);
-    ::unlink(temp.c_str());
-    return error;
-  };
-  size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail("writing");
-    done += static_cast<size_t>(n);
-  }
-  if (fchmod(fd.get(), 0644) != 0) return fail("setting the mode of");
-  if (::rename(temp.c_str(), (dir / name).c_str()) != 0) return fail("renaming");
-  return ok_status();
+// config.json replaced whole (AtomicFile), mode exactly 0644 whatever the umask.
+Status write_config_file(const fs::path& path, const std::string& content) {
+  IMGPULL_ASSIGN_OR_RETURN(AtomicFile file, AtomicFile::create(path));
+  if (::fchmod(file.fd(), 0644) != 0) return sys_error("setting the mode of", file.temporary_path());
+  IMGPULL_TRY(file.write(content));
+  return file.commit();
 }
 
 }  // namespace
@@ -99,7 +87,7 @@ Result<fs::path> prepare_bundle_dir(const fs::path& dir, bool force) {
   // DIR/rootfs is built beside itself and renamed into place like any rootfs
   // (unpack/staged_dir.h); DIR itself only has to exist, and be empty unless
   // --force (which then replaces rootfs/ and config.json).
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("cannot create " + dir.string());
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("cannot create", dir);
   std::error_code ec;
   bool empty = fs::is_empty(dir, ec);
   if (ec) return Error(ErrorCode::kIo, "cannot list " + dir.string() + ": " + ec.message());
@@ -135,7 +123,7 @@ Status write_bundle_config(const fs::path& dir, const ImageConfig& image, const 
     settings.resolv_conf_options = locked_mount_options("/etc/resolv.conf");
   }
   std::string document = runtime_config(image, settings).dump(2) + "\n";
-  Status written = replace_file(dir, kConfigName, document);
+  Status written = write_config_file(dir / kConfigName, document);
   if (!written) return std::move(written).error().wrap(context);
   return ok_status();
 }

@@ -3,7 +3,7 @@
 // regular expression so that every rejection can say which part is wrong.
 #include "imgpull/reference.h"
 
-#include <cstdio>
+#include "base/text.h"
 
 namespace imgpull {
 namespace {
@@ -21,28 +21,6 @@ bool is_lower_alnum(char c) { return is_lower(c) || is_digit(c); }
 bool is_alnum(char c) { return is_lower_alnum(c) || is_upper(c); }
 bool is_word(char c) { return is_alnum(c) || c == '_'; }  // regexp \w
 bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-
-// Quotes text for an error message, escaping what would break the message's
-// single line or play tricks on a terminal (newlines, escape sequences).
-std::string quoted(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u >= 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", u);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
-std::string quoted(char c) { return quoted(std::string_view(&c, 1)); }
 
 Error invalid(std::string reason) { return Error(ErrorCode::kInvalidArgument, std::move(reason)); }
 
@@ -279,13 +257,20 @@ Result<Reference> Reference::parse(std::string_view text) {
 
 std::string Reference::name() const { return domain + "/" + path; }
 
-std::string Reference::str() const {
-  std::string out = name();
+namespace {
+
+// "<name>[:tag][@digest]".
+std::string with_tag_and_digest(std::string name, const std::optional<std::string>& tag,
+                                const std::optional<Digest>& digest) {
   // Appended piecewise: `"@" + digest->str()` trips GCC 12's -Wrestrict false positive at -O3.
-  if (tag) out.append(":").append(*tag);
-  if (digest) out.append("@").append(digest->str());
-  return out;
+  if (tag) name.append(":").append(*tag);
+  if (digest) name.append("@").append(digest->str());
+  return name;
 }
+
+}  // namespace
+
+std::string Reference::str() const { return with_tag_and_digest(name(), tag, digest); }
 
 // Docker's familiarizeName: drop "docker.io/", and "library/" when what is
 // left has no further '/' (Hub has no nested official namespaces).
@@ -306,13 +291,7 @@ std::string Reference::familiar_name() const {
   return std::string(p);
 }
 
-std::string Reference::familiar() const {
-  std::string out = familiar_name();
-  // Appended piecewise: `"@" + digest->str()` trips GCC 12's -Wrestrict false positive at -O3.
-  if (tag) out.append(":").append(*tag);
-  if (digest) out.append("@").append(digest->str());
-  return out;
-}
+std::string Reference::familiar() const { return with_tag_and_digest(familiar_name(), tag, digest); }
 
 std::string Reference::registry_host() const {
   return domain == kDockerHubDomain ? std::string(kDockerHubRegistryHost) : domain;

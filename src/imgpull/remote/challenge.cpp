@@ -5,19 +5,13 @@
 #include <cstring>
 #include <utility>
 
+#include "base/text.h"
+
 namespace imgpull {
 namespace {
 
 // Error messages quote the header; this much of it says what was wrong.
 constexpr size_t kMaxQuotedHeader = 256;
-
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string ascii_lowered(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = ascii_lower(c);
-  return out;
-}
 
 bool is_alnum(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -30,27 +24,6 @@ bool is_tchar(char c) { return is_alnum(c) || (c != '\0' && std::strchr("!#$%&'*
 bool is_token68_char(char c) { return is_alnum(c) || (c != '\0' && std::strchr("-._~+/", c)); }
 
 bool is_ows(char c) { return c == ' ' || c == '\t'; }
-
-// The header for an error message: control and non-ASCII bytes escaped (a
-// header may carry anything), quotes escaped so the quoting stays readable,
-// and long values cut.
-std::string quote_for_message(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s.substr(0, kMaxQuotedHeader)) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u >= 0x7f) {
-      out += fmt::format("\\x{:02x}", u);
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  if (s.size() > kMaxQuotedHeader) out += fmt::format("... ({} bytes)", s.size());
-  return out;
-}
 
 // A recursive-descent parser over the header value. The lookahead helpers
 // take a position and return one, so that deciding between the grammar's
@@ -176,7 +149,7 @@ class Parser {
   Error fail(std::string_view what) const {
     return Error(ErrorCode::kInvalidArgument,
                  fmt::format("invalid WWW-Authenticate header {}: {} at offset {}",
-                             quote_for_message(s_), what, pos_));
+                             quoted(s_, kMaxQuotedHeader), what, pos_));
   }
 
   std::string_view s_;
@@ -194,7 +167,7 @@ Result<std::vector<Challenge>> parse_www_authenticate(std::string_view header_va
   if (header_value.size() > kMaxWwwAuthenticateSize) {
     return Error(ErrorCode::kTooLarge,
                  fmt::format("WWW-Authenticate header {} is over the limit of {} bytes",
-                             quote_for_message(header_value), kMaxWwwAuthenticateSize));
+                             quoted(header_value, kMaxQuotedHeader), kMaxWwwAuthenticateSize));
   }
   return Parser(header_value).parse();
 }

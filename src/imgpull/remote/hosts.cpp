@@ -4,13 +4,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <toml++/toml.h>
+
+#include "base/file_io.h"
+#include "base/text.h"
 
 namespace imgpull {
 namespace {
@@ -21,17 +21,10 @@ Error invalid(const std::string& origin, std::string_view what) {
   return Error(ErrorCode::kInvalidArgument, fmt::format("{}: {}", origin, what));
 }
 
+// A hosts.toml or a certificate: `what` says which, for the message.
 Result<std::string> read_small_file(const std::string& path, std::string_view what) {
-  std::error_code ec;
-  auto size = fs::file_size(path, ec);
-  if (ec) return Error(ErrorCode::kIo, fmt::format("{} {}: {}", what, path, ec.message()));
-  if (size > kMaxHostsFileSize) {
-    return Error(ErrorCode::kTooLarge,
-                 fmt::format("{} {} is over the limit of {} bytes", what, path, kMaxHostsFileSize));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error(ErrorCode::kIo, fmt::format("{} {}: {}", what, path, std::strerror(errno)));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto text = read_file(path, kMaxHostsFileSize);
+  if (!text) return std::move(text).error().wrap(what);
   return text;
 }
 
@@ -109,8 +102,7 @@ Result<RegistryEndpoint> parse_endpoint(std::string url, const toml::table& tabl
     IMGPULL_ASSIGN_OR_RETURN(auto names, string_or_strings(*n, where + "capabilities", origin));
     e.capabilities = 0;
     for (const auto& name : names) {
-      std::string lower = name;
-      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      std::string lower = ascii_lowered(name);
       if (lower == "pull") e.capabilities |= kCapabilityPull;
       else if (lower == "resolve") e.capabilities |= kCapabilityResolve;
       else if (lower == "push") e.capabilities |= kCapabilityPush;

@@ -5,23 +5,23 @@
 // in a certs.d-style root, named as containerd names it (first match wins,
 // every root searched for each name before the next name):
 //
-//   <root>/<host>_<port>_/   <root>/<host:port>/   then <root>/_default/
+//  <root>/<host>_<port>_/   <root>/<host:port>/   then <root>/_default/
 //
 // With a hosts.toml there, it lists mirrors to try in order, then `server`
 // (the upstream, or the registry itself when `server` is absent):
 //
-//   server = "https://registry-1.docker.io"
-//   [host."https://mirror.internal:5000"]
-//     capabilities = ["pull", "resolve"]
-//     ca = "mirror-ca.crt"                    # relative to the directory
-//     client = [["client.cert", "client.key"]]
-//     skip_verify = false
+//  server = "https://registry-1.docker.io"
+//  [host."https://mirror.internal:5000"]
+//    capabilities = ["pull", "resolve"]
+//    ca = "mirror-ca.crt"                    # relative to the directory
+//    client = [["client.cert", "client.key"]]
+//    skip_verify = false
 //
 // Without one, Docker's files in the directory give the TLS settings of the
 // registry itself: every *.crt is a CA, every X.cert needs its X.key.
 //
 //   IMGPULL_ASSIGN_OR_RETURN(HostsConfig config, load_hosts_config(roots, ref.domain, ref.registry_host()));
-//   for (const RegistryEndpoint& e : config.endpoints) ... e.base_url() ...
+//   for (const RegistryEndpoint& e : config.endpoints) std::cout << e.base_url() << "\n";
 #pragma once
 
 #include <memory>

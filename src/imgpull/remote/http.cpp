@@ -13,50 +13,14 @@
 #include <map>
 #include <mutex>
 
+#include "base/text.h"
+#include "remote/url.h"
+
 namespace imgpull::http {
 namespace {
 
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 bool is_redirect(long status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
-}
-
-// Query keys that are safe to show in a debug log; anything else (signed CDN
-// URLs carry credentials in the query) is replaced by "…".
-bool is_loggable_query_key(std::string_view key) {
-  static constexpr std::array<std::string_view, 7> kSafe = {"service", "scope", "digest", "n",
-                                                            "last",    "mount", "ns"};
-  return std::find(kSafe.begin(), kSafe.end(), key) != kSafe.end();
-}
-
-std::string loggable_url(std::string_view url) {
-  auto q = url.find('?');
-  if (q == std::string_view::npos) return std::string(url);
-  std::string out(url.substr(0, q + 1));
-  std::string_view query = url.substr(q + 1);
-  bool first = true;
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    std::string_view key = pair.substr(0, pair.find('='));
-    if (!first) out += '&';
-    first = false;
-    out += is_loggable_query_key(key) ? std::string(pair) : std::string(key) + "=…";
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return out;
 }
 
 // The only header values a debug log shows: a registry's rate-limit figures
@@ -80,11 +44,6 @@ std::string loggable_headers(const Response& response) {
     shown += fmt::format("{}{}: {}", shown.empty() ? "" : ", ", name, printable);
   }
   return shown.empty() ? "" : " [" + shown + "]";
-}
-
-std::string host_of_origin(std::string_view origin) {
-  auto sep = origin.find("://");
-  return sep == std::string_view::npos ? std::string(origin) : std::string(origin.substr(sep + 3));
 }
 
 // The state of one exchange, seen by libcurl's callbacks.
@@ -169,8 +128,8 @@ size_t on_header(char* data, size_t, size_t size, void* user) {
   }
   auto colon = line.find(':');
   if (colon != std::string_view::npos) {
-    ex->response->headers.emplace_back(to_lower(trim(line.substr(0, colon))),
-                                       std::string(trim(line.substr(colon + 1))));
+    ex->response->headers.emplace_back(ascii_lowered(trim_space(line.substr(0, colon))),
+                                       std::string(trim_space(line.substr(colon + 1))));
   }
   return size;
 }
@@ -504,65 +463,6 @@ std::vector<std::string> Response::header_values(std::string_view name) const {
   return out;
 }
 
-std::string origin_of(std::string_view url) {
-  CURLU* u = curl_url();
-  std::string out;
-  if (curl_url_set(u, CURLUPART_URL, std::string(url).c_str(), 0) == CURLUE_OK) {
-    char* scheme = nullptr;
-    char* host = nullptr;
-    char* port = nullptr;
-    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-    curl_url_get(u, CURLUPART_HOST, &host, 0);
-    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-    if (scheme && host && port) {
-      std::string s = to_lower(scheme);
-      std::string p = port;
-      bool default_port = (s == "https" && p == "443") || (s == "http" && p == "80");
-      out = s + "://" + to_lower(host) + (default_port ? "" : ":" + p);
-    }
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-  }
-  curl_url_cleanup(u);
-  return out;
-}
-
-Result<std::string> resolve_url(std::string_view base, std::string_view location) {
-  CURLU* u = curl_url();
-  std::string out;
-  bool ok = curl_url_set(u, CURLUPART_URL, std::string(base).c_str(), 0) == CURLUE_OK &&
-            curl_url_set(u, CURLUPART_URL, std::string(location).c_str(), 0) == CURLUE_OK;
-  char* full = nullptr;
-  if (ok && curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK) out = full;
-  curl_free(full);
-  curl_url_cleanup(u);
-  if (out.empty()) {
-    return Error(ErrorCode::kUnavailable,
-                 fmt::format("cannot follow redirect from {} to \"{}\"", loggable_url(base),
-                             loggable_url(location)));
-  }
-  return out;
-}
-
-std::string strip_port(std::string_view host) {
-  if (host.starts_with('[')) {
-    auto close = host.find(']');
-    return std::string(host.substr(1, close == std::string_view::npos ? host.size() : close - 1));
-  }
-  auto colon = host.rfind(':');
-  if (colon != std::string_view::npos && host.find(':') == colon) return std::string(host.substr(0, colon));
-  return std::string(host);
-}
-
-bool is_loopback_host(std::string_view host) {
-  std::string name = to_lower(strip_port(host));
-  if (name == "localhost" || name == "::1") return true;
-  in_addr addr{};
-  if (inet_pton(AF_INET, name.c_str(), &addr) == 1) return (ntohl(addr.s_addr) >> 24) == 127;
-  return false;
-}
-
 ProxySettings ProxySettings::from_environment() {
   // Go's httpproxy.FromEnvironment: the upper-case name wins when set.
   auto env = [](const char* upper, const char* lower) -> std::string {
@@ -588,18 +488,6 @@ std::string ProxySettings::proxy_for(std::string_view url) const {
 
 bool is_tls_handshake_failure(const Error& error) {
   return error.code() == ErrorCode::kTls && error.message().starts_with("TLS handshake");
-}
-
-std::string url_encode(std::string_view value) {
-  std::string out;
-  for (unsigned char c : value) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
 }
 
 std::string format_bytes_binary(uint64_t bytes) {

@@ -11,7 +11,7 @@
 //   http::Client client({.debug_log = [](std::string_view l) { std::cerr << l << "\n"; }});
 //   http::Request req{.url = "https://127.0.0.1:5000/v2/"};
 //   IMGPULL_ASSIGN_OR_RETURN(http::Response res, client.fetch(req));
-//   if (res.status == 401) ... res.header("www-authenticate") ...
+//   if (res.status == 401) std::cerr << res.header("www-authenticate") << "\n";
 #pragma once
 
 #include <cstddef>
@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "imgpull/error.h"
+#include "remote/url.h"  // the URL helpers are part of this API
 
 namespace imgpull::http {
 
@@ -151,26 +152,9 @@ class Client {
   std::unique_ptr<Impl> impl_;
 };
 
-// "https://Host:443/x" -> "https://host" ; "http://h:80" -> "http://h";
-// other ports are kept. "" when the URL cannot be parsed.
-std::string origin_of(std::string_view url);
-
-// Resolves a Location header against the URL it came from.
-Result<std::string> resolve_url(std::string_view base, std::string_view location);
-
 // True when an https attempt failed in a way that means the server speaks
 // plain HTTP on that port (a handshake failure, not an untrusted certificate).
 bool is_tls_handshake_failure(const Error& error);
-
-// "host:port" -> "host"; "[::1]:5000" -> "::1".
-std::string strip_port(std::string_view host);
-
-// True for hosts that may use plain http without being listed as insecure,
-// and that are never proxied: localhost and 127.0.0.0/8 and ::1, any port.
-bool is_loopback_host(std::string_view host);
-
-// Percent-encodes a query or form value.
-std::string url_encode(std::string_view value);
 
 // "1.2 KiB", "14 B", "3.4 MiB": for logs.
 std::string format_bytes_binary(uint64_t bytes);

@@ -31,7 +31,10 @@ std::string describe_wait(std::chrono::seconds wait) {
   if (s < 120) return plural(s, "second");
   if (s < 2 * 3600) return plural((s + 59) / 60, "minute");
   uint64_t minutes = (s % 3600 + 59) / 60;
-  return plural(s / 3600, "hour") + (minutes > 0 ? " " + plural(minutes, "minute") : "");
+  std::string out = plural(s / 3600, "hour");
+  // Appended piecewise: `" " + plural(...)` trips GCC 12's -Wrestrict false positive at -O3.
+  if (minutes > 0) out.append(" ").append(plural(minutes, "minute"));
+  return out;
 }
 
 // "100 per 6 hours"; the window is left out when `shown_window` said it already.

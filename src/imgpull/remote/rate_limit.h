@@ -5,9 +5,9 @@
 // anonymous users and per account once logged in, and says so on every
 // manifest answer:
 //
-//   RateLimit-Limit: 100;w=21600         100 pulls per window of 21600 s
-//   RateLimit-Remaining: 76;w=21600
-//   Docker-RateLimit-Source: 192.0.2.7   whose allowance is counted
+//  RateLimit-Limit: 100;w=21600         100 pulls per window of 21600 s
+//  RateLimit-Remaining: 76;w=21600
+//  Docker-RateLimit-Source: 192.0.2.7   whose allowance is counted
 //
 // The IETF draft those headers follow adds RateLimit-Reset (seconds until the
 // window resets). Every figure shown comes from these headers (or

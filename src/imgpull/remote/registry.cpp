@@ -288,8 +288,8 @@ Result<Ping> ping_endpoint(http::Client& client, const RegistryEndpoint& endpoin
   return Ping{(plain_http ? "http://" : "https://") + host + endpoint.path, plain_http, std::move(response).value()};
 }
 
-Status check_login(http::Client& client, std::string_view host, std::string_view registry_domain,
-                   const Credentials& credentials, const std::vector<std::string>& insecure_registries) {
+Status ping_with_credentials(http::Client& client, std::string_view host, std::string_view registry_domain,
+                             const Credentials& credentials, const std::vector<std::string>& insecure_registries) {
   RegistryEndpoint endpoint;
   endpoint.host = std::string(host);
   IMGPULL_ASSIGN_OR_RETURN(Ping ping, ping_endpoint(client, endpoint, insecure_registries));

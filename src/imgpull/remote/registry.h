@@ -15,7 +15,7 @@
 //
 //   IMGPULL_ASSIGN_OR_RETURN(auto registry, RegistryClient::connect(client, ref, options));
 //   IMGPULL_ASSIGN_OR_RETURN(FetchedManifest m, registry->get_manifest(ref.manifest_selector()));
-//   IMGPULL_TRY(registry->stream_blob(layer, sink));
+//   IMGPULL_TRY(registry->fetch_blob(layer, sink));
 #pragma once
 
 #include <chrono>
@@ -96,13 +96,14 @@ struct Ping {
 Result<Ping> ping_endpoint(http::Client& client, const RegistryEndpoint& endpoint,
                            const std::vector<std::string>& insecure_registries);
 
-// What `imgpull login` checks before it stores anything, as docker login
-// does: GET /v2/ on the registry itself (`host`, "registry-1.docker.io" for
-// Docker Hub), then its challenge answered with `credentials` (Basic, or a
-// token fetched from the realm without a scope) and GET /v2/ again, which
-// must answer 200. Wrong credentials are kUnauthorized.
-Status check_login(http::Client& client, std::string_view host, std::string_view registry_domain,
-                   const Credentials& credentials, const std::vector<std::string>& insecure_registries);
+// The engine of the public check_login (client.h), which `imgpull login`
+// runs before it stores anything, as docker login does: GET /v2/ on the
+// registry itself (`host`, "registry-1.docker.io" for Docker Hub), then its
+// challenge answered with `credentials` (Basic, or a token fetched from the
+// realm without a scope) and GET /v2/ again, which must answer 200. Wrong
+// credentials are kUnauthorized.
+Status ping_with_credentials(http::Client& client, std::string_view host, std::string_view registry_domain,
+                             const Credentials& credentials, const std::vector<std::string>& insecure_registries);
 // The registry's own words from an error document
 // {"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}, each
 // error's message (else its code) joined by "; "; when the body says nothing

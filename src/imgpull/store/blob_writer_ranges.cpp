@@ -17,6 +17,7 @@
 #include <sstream>
 #include <vector>
 
+#include "base/atomic_file.h"
 #include "base/sys_error.h"
 #include "imgpull/store.h"
 
@@ -90,16 +91,7 @@ Status BlobWriter::hash_file_until(uint64_t end) {
 Status BlobWriter::record_ranges(const Ranges& held) {
   std::string text = std::string(kRangesMagic) + "\n";
   for (const auto& [start, end] : held) text += fmt::format("{} {}\n", start, end);
-  fs::path path = ranges_path();
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out.flush()) return sys_error("cannot write " + tmp.string());
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return sys_error("cannot rename " + tmp.string());
-  return {};
+  return replace_file(ranges_path(), text);
 }
 
 Result<bool> BlobWriter::adopt_recorded_ranges(uint64_t file_size) {

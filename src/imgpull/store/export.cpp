@@ -1,3 +1,5 @@
+// Both export formats in one file (~480 lines): they share the tar writer and
+// the checked blob and layer streams below, and differ only in their layout.
 #include "imgpull/export.h"
 
 #include <archive.h>
@@ -8,7 +10,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <ctime>
 #include <map>
 #include <set>
@@ -21,6 +22,9 @@
 #include "unpack/decompress.h"
 #include "unpack/hashing_source.h"
 #include "unpack/layer_applier.h"
+#include "base/atomic_file.h"
+#include "base/file_io.h"
+#include "base/sys_error.h"
 #include "base/unique_fd.h"
 
 namespace imgpull {
@@ -35,10 +39,6 @@ constexpr size_t kCopyBufferBytes = 256 * 1024;
 // The annotation containerd (and docker 25+, which loads through it) names
 // an image by when importing an OCI layout.
 constexpr const char* kContainerdNameAnnotation = "io.containerd.image.name";
-
-Error io_error(const std::string& what, const fs::path& path, int err = errno) {
-  return Error(ErrorCode::kIo, fmt::format("{} {}: {}", what, path.string(), std::strerror(err)));
-}
 
 // Seconds since the epoch for an RFC 3339 time ("" or unparsable: 0), for
 // the mtimes of archive entries: the image's own time keeps saves of one
@@ -383,20 +383,9 @@ Status write_oci_archive(const Store& store, const std::vector<ExportImage>& ima
   return tar.add_bytes("index.json", oci_index_json(content.records), 0);
 }
 
-Status write_all(int fd, const char* data, size_t size, const fs::path& path) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return io_error("cannot write", path);
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return {};
-}
-
 Status write_file(const fs::path& path, std::string_view bytes) {
   UniqueFd fd(::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644));
-  if (!fd) return io_error("cannot create", path);
+  if (!fd) return sys_error("cannot create", path);
   return write_all(fd.get(), bytes.data(), bytes.size(), path);
 }
 
@@ -404,7 +393,7 @@ Status write_file(const fs::path& path, std::string_view bytes) {
 Status copy_blob(const Store& store, const Digest& digest, const fs::path& dest) {
   IMGPULL_ASSIGN_OR_RETURN(CheckedBlob blob, CheckedBlob::open(store, digest));
   UniqueFd fd(::open(dest.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644));
-  if (!fd) return io_error("cannot create", dest);
+  if (!fd) return sys_error("cannot create", dest);
   std::vector<char> buf(kCopyBufferBytes);
   for (;;) {
     IMGPULL_ASSIGN_OR_RETURN(size_t n, blob.source().read(buf.data(), buf.size()));
@@ -420,17 +409,11 @@ Status write_oci_directory(const Store& store, const std::vector<ExportImage>& i
     fs::path dest = dir / blob_entry(digest);
     std::error_code ec;
     fs::create_directories(dest.parent_path(), ec);
-    if (ec) return io_error("cannot create", dest.parent_path(), ec.value());
+    if (ec) return sys_error("cannot create", dest.parent_path(), ec.value());
     IMGPULL_TRY(copy_blob(store, digest, dest));
   }
   IMGPULL_TRY(write_file(dir / "oci-layout", kOciLayoutFile));
   return write_file(dir / "index.json", oci_index_json(content.records));
-}
-
-fs::path temporary_sibling(const fs::path& path) {
-  fs::path tmp = path;
-  tmp += fmt::format(".tmp-{}", ::getpid());
-  return tmp;
 }
 
 }  // namespace
@@ -474,15 +457,9 @@ Status write_archive(const Store& store, const std::vector<ExportImage>& images,
 
 Status save_archive(const Store& store, const std::vector<ExportImage>& images, ArchiveFormat format,
                     const fs::path& file) {
-  fs::path tmp = temporary_sibling(file);
-  UniqueFd fd(::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644));
-  if (!fd) return io_error("cannot create", tmp);
-  Status written = write_archive(store, images, format, fd.get());
-  if (written.ok() && ::fsync(fd.get()) != 0) written = io_error("cannot flush", tmp);
-  fd.reset();
-  if (written.ok() && ::rename(tmp.c_str(), file.c_str()) != 0) written = io_error("cannot rename into", file);
-  if (!written.ok()) ::unlink(tmp.c_str());
-  return written;
+  IMGPULL_ASSIGN_OR_RETURN(AtomicFile out, AtomicFile::create(file, {.sync = true}));
+  IMGPULL_TRY(write_archive(store, images, format, out.fd()));
+  return out.commit();
 }
 
 Status save_oci_layout(const Store& store, const std::vector<ExportImage>& images, const fs::path& dir) {
@@ -491,12 +468,13 @@ Status save_oci_layout(const Store& store, const std::vector<ExportImage>& image
     return Error(ErrorCode::kInvalidArgument,
                  fmt::format("{} exists and is not an empty directory; name a new one", dir.string()));
   }
-  fs::path tmp = temporary_sibling(dir);
+  fs::path tmp = dir;
+  tmp += fmt::format(".tmp-{}", ::getpid());
   fs::remove_all(tmp, ec);
-  if (!fs::create_directories(tmp, ec) || ec) return io_error("cannot create", tmp, ec.value());
+  if (!fs::create_directories(tmp, ec) || ec) return sys_error("cannot create", tmp, ec.value());
   Status written = write_oci_directory(store, images, tmp);
   // rename(2) replaces an empty directory, so an existing empty DIR is fine.
-  if (written.ok() && ::rename(tmp.c_str(), dir.c_str()) != 0) written = io_error("cannot rename into", dir);
+  if (written.ok() && ::rename(tmp.c_str(), dir.c_str()) != 0) written = sys_error("cannot rename into", dir);
   if (!written.ok()) fs::remove_all(tmp, ec);
   return written;
 }

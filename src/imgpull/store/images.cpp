@@ -1,3 +1,5 @@
+// The commands of images.h in one file (~520 lines): lookups, inspect, tag and
+// rmi, then prune and verify, which read records and manifests as the lookups do.
 #include "imgpull/images.h"
 
 #include <fcntl.h>
@@ -8,13 +10,14 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <map>
 
-#include "pull/pull.h"
-#include "imgpull/reference.h"
+#include "base/sys_error.h"
 #include "base/unique_fd.h"
+#include "imgpull/client.h"  // store_name_for
+#include "imgpull/reference.h"
+#include "store/file_lock.h"
 #include "unpack/staged_dir.h"
 
 namespace imgpull {
@@ -366,14 +369,14 @@ Status delete_stale_ingest_files(const Store& store, const PruneOptions& options
     if (stat_ec || !it->is_regular_file(stat_ec) || now - written < options.ingest_max_age) continue;
     uint64_t size = size_on_disk(it->path());
     if (::unlink(it->path().c_str()) != 0 && errno != ENOENT) {
-      return Error(ErrorCode::kIo, fmt::format("cannot remove {}: {}", it->path().string(), std::strerror(errno)));
+      return sys_error("cannot remove", it->path());
     }
     ++report.ingest_files_deleted;
     report.bytes_reclaimed += size;
     if (options.on_deleted) options.on_deleted(PrunedItem{"ingest/" + it->path().filename().string(), size});
   }
   if (ec && ec != std::errc::no_such_file_or_directory) {
-    return Error(ErrorCode::kIo, fmt::format("cannot list {}: {}", dir.string(), ec.message()));
+    return sys_error("cannot list", dir, ec.value());
   }
   return {};
 }
@@ -391,13 +394,13 @@ Status delete_dead_staging_dirs(const Store& store, const PruneOptions& options,
 // Streams a file through the hasher; `bytes` gets its length.
 Result<Digest> hash_file(const fs::path& path, DigestAlgorithm algorithm, uint64_t& bytes) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error(ErrorCode::kIo, fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
+  if (!fd) return sys_error("cannot open", path);
   Hasher hasher(algorithm);
   std::vector<char> buf(1 << 20);
   for (;;) {
     ssize_t n = ::read(fd.get(), buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error(ErrorCode::kIo, fmt::format("cannot read {}: {}", path.string(), std::strerror(errno)));
+    if (n < 0) return sys_error("cannot read", path);
     if (n == 0) break;
     hasher.update(buf.data(), static_cast<size_t>(n));
   }

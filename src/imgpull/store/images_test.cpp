@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "base/clock.h"
 #include "testing/images.h"
 
 namespace imgpull {

@@ -1,17 +1,16 @@
 #include "imgpull/store.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
-#include <ctime>
-#include <fstream>
-#include <sstream>
 #include <vector>
+
+#include "base/atomic_file.h"
+#include "base/file_io.h"
+#include "base/sys_error.h"
+#include "store/file_lock.h"
 
 namespace imgpull {
 namespace fs = std::filesystem;
@@ -21,283 +20,7 @@ namespace {
 // real store and keeps a corrupt file from exhausting memory.
 constexpr size_t kMaxIndexBytes = 64 * 1024 * 1024;
 
-Error io_error(std::string what, const fs::path& path, int err = errno) {
-  return Error(ErrorCode::kIo, fmt::format("{} {}: {}", what, path.string(), std::strerror(err)));
-}
-
-Status write_all(int fd, const void* data, size_t size, const fs::path& path) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    ssize_t n = ::write(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return io_error("cannot write", path);
-    }
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return {};
-}
-
-// Writes `content` to a temporary sibling and renames it over `path`.
-Status replace_file(const fs::path& path, std::string_view content) {
-  fs::path tmp = path;
-  tmp += fmt::format(".tmp-{}", ::getpid());
-  int fd = ::open(tmp.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return io_error("cannot create", tmp);
-  Status st = write_all(fd, content.data(), content.size(), tmp);
-  ::close(fd);
-  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = io_error("cannot rename into", path);
-  if (!st.ok()) ::unlink(tmp.c_str());
-  return st;
-}
-
-Result<std::string> read_file(const fs::path& path, size_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return Error(ErrorCode::kNotFound, fmt::format("{} does not exist", path.string()));
-    return io_error("cannot open", path);
-  }
-  std::string out;
-  char buf[64 * 1024];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      return io_error("cannot read", path);
-    }
-    if (n == 0) break;
-    if (out.size() + static_cast<size_t>(n) > max_bytes) {
-      ::close(fd);
-      return Error(ErrorCode::kTooLarge,
-                   fmt::format("{} is larger than the limit of {} bytes", path.string(), max_bytes));
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
-
-// Opens (creating) `path` and takes an flock on it (`operation` is LOCK_EX or
-// LOCK_SH), waiting as long as another process holds a conflicting one.
-// Returns the descriptor that holds it.
-Result<int> open_locked(const fs::path& path, int flags, int operation = LOCK_EX) {
-  int fd = ::open(path.c_str(), O_CREAT | flags | O_CLOEXEC, 0644);
-  if (fd < 0) return io_error("cannot open", path);
-  while (::flock(fd, operation) != 0) {
-    if (errno != EINTR) {
-      int err = errno;
-      ::close(fd);
-      return io_error("cannot lock", path, err);
-    }
-  }
-  return fd;
-}
-
-int flock_operation(FileLock::Mode mode) { return mode == FileLock::Mode::kShared ? LOCK_SH : LOCK_EX; }
-
 }  // namespace
-
-// ---- FileLock ----
-
-Result<FileLock> FileLock::acquire(const fs::path& path, Mode mode) {
-  IMGPULL_ASSIGN_OR_RETURN(int fd, open_locked(path, O_RDWR, flock_operation(mode)));
-  return FileLock(fd, path);
-}
-
-FileLock::FileLock(FileLock&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
-
-FileLock::~FileLock() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-Status FileLock::change_mode(Mode mode, const std::function<void()>& on_wait) {
-  if (::flock(fd_, flock_operation(mode) | LOCK_NB) == 0) return {};
-  if (errno != EWOULDBLOCK) return io_error("cannot lock", path_);
-  if (on_wait) on_wait();
-  while (::flock(fd_, flock_operation(mode)) != 0) {
-    if (errno != EINTR) return io_error("cannot lock", path_);
-  }
-  return {};
-}
-
-std::string now_rfc3339() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-// ---- BlobWriter ----
-
-namespace {
-
-// Re-hashing what an interrupted pull left reads the file in pieces this big:
-// large enough that the hash, not the syscalls, sets the pace.
-constexpr size_t kRehashChunkBytes = 1024 * 1024;
-
-}  // namespace
-
-BlobWriter::BlobWriter(int fd, fs::path ingest_path, fs::path blob_path, Digest expected,
-                       int64_t expected_size)
-    : fd_(fd),
-      ingest_path_(std::move(ingest_path)),
-      blob_path_(std::move(blob_path)),
-      expected_(std::move(expected)),
-      expected_size_(expected_size),
-      hasher_(expected_.algorithm()) {}
-
-BlobWriter::~BlobWriter() {
-  if (done_) return;
-  // A non-empty partial is the start of the blob: the next pull continues
-  // it. An empty one is worth nothing and would only litter ingest/.
-  struct stat st {};
-  if (::fstat(fd_, &st) == 0 && st.st_size == 0) {
-    discard();
-    return;
-  }
-  ::close(fd_);  // releases the ingest lock; the file stays for resume
-  fd_ = -1;
-}
-
-void BlobWriter::discard() {
-  if (fd_ >= 0) ::unlink(ranges_path().c_str());
-  if (fd_ >= 0) ::unlink(ingest_path_.c_str());  // before the lock goes, so no waiter takes a dead file
-  done_ = true;
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
-Status BlobWriter::adopt_existing() {
-  struct stat st {};
-  if (::fstat(fd_, &st) != 0) return io_error("cannot stat ingest file", ingest_path_);
-  auto start_over = [&]() -> Status {
-    IMGPULL_TRY(forget_ranges());
-    hasher_ = Hasher(expected_.algorithm());
-    if (::ftruncate(fd_, 0) != 0) return io_error("cannot truncate ingest file", ingest_path_);
-    if (::lseek(fd_, 0, SEEK_SET) != 0) return io_error("cannot rewind", ingest_path_);
-    resumed_ = 0;
-    return {};
-  };
-  uint64_t size = static_cast<uint64_t>(st.st_size);
-  IMGPULL_ASSIGN_OR_RETURN(bool ranged, adopt_recorded_ranges(size));
-  if (ranged) size = recorded_.empty() || recorded_[0].first != 0 ? 0 : recorded_[0].second;
-  if (size == 0) return {};
-  if (expected_size_ >= 0 && size > static_cast<uint64_t>(expected_size_)) return start_over();
-  // Re-hash rather than trust a saved hash state: the file's bytes are the
-  // truth (after a power cut its tail may not be what was written), and
-  // SHA-256 at a GB/s or more makes this cheap next to fetching them again.
-  // Whatever the bytes are, the digest check at commit has the last word.
-  std::vector<char> buf(kRehashChunkBytes);
-  uint64_t offset = 0;
-  while (offset < size) {
-    ssize_t n = ::pread(fd_, buf.data(), std::min<uint64_t>(buf.size(), size - offset), static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return start_over();  // unreadable or shrunk under us: fetch it all
-    hasher_.update(buf.data(), static_cast<size_t>(n));
-    offset += static_cast<uint64_t>(n);
-  }
-  if (::lseek(fd_, static_cast<off_t>(size), SEEK_SET) < 0) return io_error("cannot seek in", ingest_path_);
-  resumed_ = size;
-  for (const auto& [start, end] : recorded_) resumed_ += start >= size ? end - start : 0;
-  return {};
-}
-
-Status BlobWriter::write(const void* data, size_t size) {
-  if (done_ || broken_) return Error(ErrorCode::kInternal, "write to a finished or failed blob writer");
-  if (expected_size_ >= 0 && hasher_.bytes_hashed() + size > static_cast<uint64_t>(expected_size_)) {
-    uint64_t received = hasher_.bytes_hashed() + size;
-    discard();
-    return Error(ErrorCode::kCorrupt,
-                 fmt::format("blob {}: size mismatch: received at least {} bytes, more than the {} its "
-                             "descriptor declares",
-                             expected_.str(), received, expected_size_));
-  }
-  if (!recorded_.empty()) IMGPULL_TRY(forget_ranges());
-  // The file first, the hash after: the hash then never covers bytes the
-  // file lacks. A failed write leaves the file a clean prefix of the blob
-  // (resumable), and this writer unusable.
-  const char* p = static_cast<const char*>(data);
-  size_t left = size;
-  while (left > 0) {
-    ssize_t n = ::write(fd_, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      broken_ = true;
-      if (err == ENOSPC || err == EDQUOT) {
-        struct stat st {};
-        uint64_t on_disk = ::fstat(fd_, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-        return Error(ErrorCode::kIo,
-                     fmt::format("no space left on device writing blob {} to {} ({} of {} bytes written; "
-                                 "the partial file is kept and the next pull continues it)",
-                                 expected_.str(), ingest_path_.string(), on_disk,
-                                 expected_size_ >= 0 ? std::to_string(expected_size_) : std::string("?")));
-      }
-      return io_error(fmt::format("cannot write blob {} to", expected_.str()), ingest_path_, err);
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  hasher_.update(data, size);
-  return {};
-}
-
-Status BlobWriter::restart() {
-  if (done_ || broken_) return Error(ErrorCode::kInternal, "restart of a finished or failed blob writer");
-  if (::lseek(fd_, 0, SEEK_SET) != 0) return io_error("cannot rewind", ingest_path_);
-  IMGPULL_TRY(forget_ranges());
-  hasher_ = Hasher(expected_.algorithm());
-  resumed_ = 0;
-  return {};
-}
-
-Result<int> BlobWriter::open_reader() const {
-  int fd = ::open(ingest_path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return io_error("cannot open for reading", ingest_path_);
-  return fd;
-}
-
-Status BlobWriter::commit() {
-  if (done_ || broken_) return Error(ErrorCode::kInternal, "commit of a finished or failed blob writer");
-  uint64_t got = hasher_.bytes_hashed();
-  if (expected_size_ >= 0 && got != static_cast<uint64_t>(expected_size_)) {
-    discard();
-    return Error(ErrorCode::kCorrupt, fmt::format("blob {}: size mismatch: expected {} bytes, got {}",
-                                                  expected_.str(), expected_size_, got));
-  }
-  Digest actual = hasher_.finish();
-  if (actual != expected_) {
-    discard();
-    return Error(ErrorCode::kCorrupt, fmt::format("blob digest mismatch: expected {}, got {}",
-                                                  expected_.str(), actual.str()));
-  }
-  // A restarted download rewrites the file in place; never let a longer
-  // tail from before survive into the blob.
-  struct stat st {};
-  if (::fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) > got &&
-      ::ftruncate(fd_, static_cast<off_t>(got)) != 0) {
-    int err = errno;
-    discard();
-    return io_error("cannot trim ingest file", ingest_path_, err);
-  }
-  if (::rename(ingest_path_.c_str(), blob_path_.c_str()) != 0) {
-    int err = errno;
-    discard();
-    return io_error("cannot commit blob to", blob_path_, err);
-  }
-  ::unlink(ranges_path().c_str());
-  done_ = true;
-  ::close(fd_);  // releases the ingest lock: waiters now find the blob
-  fd_ = -1;
-  return {};
-}
-
-// ---- Store ----
 
 fs::path Store::default_root() {
   if (::geteuid() == 0) return "/var/lib/imgpull";
@@ -312,7 +35,7 @@ Result<Store> Store::open(const fs::path& root) {
   std::error_code ec;
   for (const char* sub : {"blobs/sha256", "blobs/sha512", "ingest"}) {
     fs::create_directories(root / sub, ec);
-    if (ec) return io_error("cannot create store directory", root / sub, ec.value());
+    if (ec) return sys_error("cannot create store directory", root / sub, ec.value());
   }
   // Taken before the index lock, as take_sole_use holds it while it takes
   // the index lock: one order everywhere, so no deadlock.
@@ -374,23 +97,19 @@ Result<std::unique_ptr<BlobWriter>> Store::begin_ingest(const Digest& digest, in
   // Two processes may want the same blob: the first to lock its ingest file
   // downloads it, the other waits and then finds it committed.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    IMGPULL_ASSIGN_OR_RETURN(int fd, open_locked(ingest, O_RDWR));
-    if (has_blob(digest)) {
-      ::close(fd);
-      return std::unique_ptr<BlobWriter>();
-    }
+    IMGPULL_ASSIGN_OR_RETURN(UniqueFd fd, open_locked(ingest));
+    if (has_blob(digest)) return std::unique_ptr<BlobWriter>();
     // The file we locked may have been renamed into blobs/ or removed by its
     // previous owner while we waited: only write if it is still the ingest file.
     struct stat held {}, current {};
-    if (::fstat(fd, &held) == 0 && ::stat(ingest.c_str(), &current) == 0 &&
+    if (::fstat(fd.get(), &held) == 0 && ::stat(ingest.c_str(), &current) == 0 &&
         held.st_ino == current.st_ino && held.st_dev == current.st_dev) {
       // What is in the file was written by an earlier pull that is gone (we
       // hold the lock): continue from it.
-      std::unique_ptr<BlobWriter> writer(new BlobWriter(fd, ingest, blob_path(digest), digest, size));
+      std::unique_ptr<BlobWriter> writer(new BlobWriter(fd.release(), ingest, blob_path(digest), digest, size));
       IMGPULL_TRY(writer->adopt_existing());
       return writer;
     }
-    ::close(fd);
   }
   return Error(ErrorCode::kIo, fmt::format("could not take the ingest file {} for {}", ingest.string(),
                                            digest.str()));
@@ -469,14 +188,14 @@ Result<std::vector<Digest>> Store::list_blobs() const {
         blobs.push_back(*d);
       }
     }
-    if (ec && ec != std::errc::no_such_file_or_directory) return io_error("cannot list", dir, ec.value());
+    if (ec && ec != std::errc::no_such_file_or_directory) return sys_error("cannot list", dir, ec.value());
   }
   return blobs;
 }
 
 Status Store::remove_blob(const Digest& digest) {
   if (::unlink(blob_path(digest).c_str()) != 0 && errno != ENOENT) {
-    return io_error("cannot remove blob", blob_path(digest));
+    return sys_error("cannot remove blob", blob_path(digest));
   }
   return {};
 }

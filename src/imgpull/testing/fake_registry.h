@@ -10,7 +10,7 @@
 //   registry.push("1", {base});            // served as <any repo>:1
 //   registry.script(base.digest()).corrupt_times = 1;
 //   auto connect = registry.connector();   // a ConnectRegistry for pull_image
-//   ... pull ...
+//   // ... pull_image(..., connect, ...) ...
 //   registry.manifest_requests();          // {"HEAD 1", "GET sha256:..."}
 #pragma once
 

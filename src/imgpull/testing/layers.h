@@ -24,6 +24,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -308,6 +309,29 @@ inline Result<std::string> read_all(ByteSource& source, size_t chunk = 4096) {
     out.append(buf.data(), n);
   }
 }
+
+// Lends `bytes` in blocks of `block_bytes` and refuses read(): a reader of it
+// works only if it asks ByteSource::blocks() and takes the blocks.
+class LendingOnlySource : public ByteSource, public BlockSource {
+ public:
+  LendingOnlySource(std::string_view bytes, size_t block_bytes) : rest_(bytes), block_bytes_(block_bytes) {}
+  Result<size_t> read(void*, size_t) override {
+    return Error(ErrorCode::kInternal, "read() of a source that lends its blocks");
+  }
+  BlockSource* blocks() override { return this; }
+  Result<std::span<const char>> next_block() override {
+    std::span<const char> block(rest_.data(), std::min(block_bytes_, rest_.size()));
+    rest_.remove_prefix(block.size());
+    if (!block.empty()) ++blocks_lent_;
+    return block;
+  }
+  size_t blocks_lent() const { return blocks_lent_; }
+
+ private:
+  std::string_view rest_;
+  size_t block_bytes_;
+  size_t blocks_lent_ = 0;
+};
 
 inline std::string slurp(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);

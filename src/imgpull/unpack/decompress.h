@@ -2,6 +2,7 @@
 // ByteSource of tar bytes out, in fixed buffers whatever the layer's size.
 //
 //   FileSource blob(fd);
+//   char buf[65536];
 //   auto tar = make_decompressor(Compression::kGzip, blob, kDefaultMaxUncompressedLayerBytes);
 //   IMGPULL_ASSIGN_OR_RETURN(size_t n, tar->read(buf, sizeof buf));
 //
@@ -9,12 +10,12 @@
 // multi-member streams as pigz writes them; zstd goes through
 // ZSTD_decompressStream and accepts several frames (and skippable frames).
 // Every decompressor fails with
-//   kCorrupt   on bad data, a bad checksum, a truncated stream, an empty
-//              stream or bytes after the last member/frame that are not
-//              another member/frame;
-//   kTooLarge  once more than `max_output_bytes` come out (a decompression
-//              bomb), the check being made before the caller sees the bytes
-//              past the limit.
+//  kCorrupt   on bad data, a bad checksum, a truncated stream, an empty
+//             stream or bytes after the last member/frame that are not
+//             another member/frame;
+//  kTooLarge  once more than `max_output_bytes` come out (a decompression
+//             bomb), the check being made before the caller sees the bytes
+//             past the limit.
 #pragma once
 
 #include <cstdint>

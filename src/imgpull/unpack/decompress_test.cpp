@@ -236,6 +236,20 @@ TEST(DecompressTest, GzipAndZstdDecompressReadAheadBlocksInPlace) {
   }
 }
 
+// Any source that lends blocks is read by its blocks (asked through ByteSource,
+// not by the source's type): this one fails every read().
+TEST(DecompressTest, DecompressorsTakeTheBlocksASourceLends) {
+  std::string data = sample(300000);
+  for (auto [c, compressed] : {std::pair{Compression::kGzip, gzip(data)}, std::pair{Compression::kZstd, zstd(data)}}) {
+    testing::LendingOnlySource source(compressed, 1000);
+    auto d = make_decompressor(c, source, kNoLimit);
+    auto out = read_all(*d, 4096);
+    ASSERT_TRUE(out.ok()) << out.error().message();
+    EXPECT_EQ(*out, data);
+    EXPECT_EQ(source.blocks_lent(), (compressed.size() + 999) / 1000);
+  }
+}
+
 TEST(DecompressTest, BadStreamsFromReadAheadBlocksAreStillCorrupt) {
   std::string data = sample(300000);
   std::string gz = gzip(data), zs = zstd(data);

@@ -8,7 +8,6 @@
 #include <string>
 
 #include "unpack/decompress.h"
-#include "unpack/read_ahead.h"
 
 namespace imgpull::unpack::detail {
 namespace {
@@ -29,7 +28,7 @@ class GzipSource : public ByteSource {
  public:
   explicit GzipSource(ByteSource& in)
       : source_(in),
-        blocks_(dynamic_cast<ReadAheadSource*>(&in)),
+        blocks_(in.blocks()),
         input_(std::make_unique<uint8_t[]>(kDecompressInputBufferBytes)),
         state_(std::make_unique<inflate_state>()) {
     isal_inflate_init(state_.get());
@@ -95,8 +94,9 @@ class GzipSource : public ByteSource {
     return true;
   }
 
-  // Gives the inflater more input. From a read-ahead source, its blocks are
-  // inflated where they are (the reads and their copy ran in its thread);
+  // Gives the inflater more input. From a source that lends blocks (a
+  // read-ahead), they are inflated where they are (the reads and their copy
+  // ran in its thread);
   // otherwise, or when the inflater needs more than the rest of a block to go
   // on, unread input moves to the front of our buffer and more is read behind it.
   Status refill() {
@@ -149,7 +149,7 @@ class GzipSource : public ByteSource {
   }
 
   ByteSource& source_;
-  ReadAheadSource* blocks_;        // source_, when it hands out blocks
+  BlockSource* blocks_;            // source_'s blocks, when it lends them
   std::span<const char> rest_;     // what is left of the block blocks_ last gave
   std::unique_ptr<uint8_t[]> input_;
   std::unique_ptr<inflate_state> state_;

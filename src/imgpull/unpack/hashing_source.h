@@ -1,10 +1,16 @@
-// Hashes every byte that passes through it: placed between the decompressor and
-// the tar reader, it computes a layer's diffID (the digest of the uncompressed
-// tar stream) from exactly the bytes the tar reader was given.
+// Hashes every byte that passes through it, so that whoever streams a blob
+// can check at its end, without a second read, that the bytes were the ones
+// their digest names. The export streams stored blobs through one (their
+// digest) and decompressed layers through another (their diffID). Applying a
+// layer hashes in a thread of its own instead (ReadAheadSource, read_ahead.h).
 //
-//   HashingSource tar_bytes(*decompressor);
-//   ... read tar_bytes to its end ...
-//   Digest diff_id = tar_bytes.finish();
+//   HashingSource hashed(blob);
+//   char buf[65536];
+//   for (;;) {
+//     IMGPULL_ASSIGN_OR_RETURN(size_t n, hashed.read(buf, sizeof buf));
+//     if (n == 0) break;
+//   }
+//   if (hashed.finish() != expected) return Error(ErrorCode::kCorrupt, "not the blob " + expected.str());
 #pragma once
 
 #include "imgpull/digest.h"

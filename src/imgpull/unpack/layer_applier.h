@@ -3,11 +3,12 @@
 // the image config) and applies the tar as an OCI layer changeset.
 //
 //   UniqueFd rootfs(open("/var/lib/x/rootfs", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-//   for (const auto& layer : manifest.layers) {
+//   for (size_t i = 0; i < manifest.layers.size(); ++i) {
+//     const Descriptor& layer = manifest.layers[i];
 //     IMGPULL_ASSIGN_OR_RETURN(auto blob, FileSource::open(store.blob_path(layer.digest)));
 //     IMGPULL_ASSIGN_OR_RETURN(Compression c, compression_for_media_type(layer.media_type));
 //     IMGPULL_ASSIGN_OR_RETURN(ApplyResult r, apply_layer(rootfs.get(), *blob, c, {}));
-//     if (r.diff_id != config.diff_ids[i]) return Error(ErrorCode::kCorrupt, ...);
+//     if (r.diff_id != config.diff_ids[i]) return Error(ErrorCode::kCorrupt, "diffID mismatch");
 //   }
 //
 // What a layer does (OCI image-spec "Applying Changesets", as containerd and

@@ -5,6 +5,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include "base/sys_error.h"
 
 namespace imgpull::unpack {

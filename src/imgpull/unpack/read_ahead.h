@@ -34,7 +34,8 @@
 
 namespace imgpull::unpack {
 
-class ReadAheadSource : public ByteSource {
+// A ByteSource whose buffers are lent out as blocks: blocks() is itself.
+class ReadAheadSource : public ByteSource, public BlockSource {
  public:
   // 32 MiB between inflating and applying. A layer alternates between stretches
   // the inflater is slower at (big files) and stretches the applier is slower at
@@ -57,7 +58,8 @@ class ReadAheadSource : public ByteSource {
 
   // The next block of the stream (empty at its end), valid until the next call of
   // next_block or read. Errors of the inner source come out here, in order.
-  Result<std::span<const char>> next_block();
+  Result<std::span<const char>> next_block() override;
+  BlockSource* blocks() override { return this; }
   // The same bytes, copied.
   Result<size_t> read(void* buf, size_t n) override;
   // Makes the thread stop soon; reads then fail.

@@ -1,6 +1,5 @@
 #include "unpack/tar_reader.h"
 
-#include "unpack/read_ahead.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -116,7 +115,7 @@ Result<TarEntry> to_tar_entry(archive_entry* e) {
 }  // namespace
 
 TarReader::TarReader(ByteSource& source)
-    : source_(source), blocks_(dynamic_cast<ReadAheadSource*>(&source)) {
+    : source_(source), blocks_(source.blocks()) {
   if (blocks_ == nullptr) buffer_ = std::make_unique<char[]>(kTarReadBufferBytes);
 }
 
@@ -143,7 +142,7 @@ Result<std::unique_ptr<TarReader>> TarReader::open(ByteSource& source) {
 
 ssize_t TarReader::read_callback(struct archive* archive, void* self, const void** buffer) {
   auto* reader = static_cast<TarReader*>(self);
-  if (reader->blocks_ != nullptr) {  // no copy: libarchive reads the read-ahead's own buffer
+  if (reader->blocks_ != nullptr) {  // no copy: libarchive reads the source's own buffer
     auto block = reader->blocks_->next_block();
     if (!block) {
       reader->source_error_ = block.error();

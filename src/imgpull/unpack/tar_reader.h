@@ -37,8 +37,6 @@ struct archive;
 
 namespace imgpull::unpack {
 
-class ReadAheadSource;
-
 struct TarEntry {
   enum class Type { kRegular, kDirectory, kSymlink, kHardlink, kCharDevice, kBlockDevice, kFifo,
                     kOther };
@@ -83,7 +81,7 @@ class TarReader {
   Error archive_error(std::string_view doing) const;
 
   ByteSource& source_;
-  ReadAheadSource* blocks_;  // source_, when it can lend its buffers
+  BlockSource* blocks_;  // source_'s blocks, when it lends them
   struct archive* archive_ = nullptr;
   std::unique_ptr<char[]> buffer_;
   std::optional<Error> source_error_;  // the source's own error, kept over libarchive's

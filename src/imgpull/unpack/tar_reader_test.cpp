@@ -44,6 +44,17 @@ Result<std::vector<ReadEntry>> read_tar(const std::string& bytes) {
   return read_tar(source);
 }
 
+TEST(UnpackTarReaderTest, ReadsTheBlocksASourceLends) {
+  std::string tar = TarBuilder().dir("etc").file("etc/hosts", std::string(5000, 'h')).finish();
+  testing::LendingOnlySource source(tar, 700);  // fails every read(): only its blocks work
+  auto entries = read_tar(source);
+  ASSERT_TRUE(entries.ok()) << entries.error().message();
+  ASSERT_EQ(entries->size(), 2u);
+  EXPECT_EQ((*entries)[1].entry.path, "etc/hosts");
+  EXPECT_EQ((*entries)[1].data, std::string(5000, 'h'));
+  EXPECT_EQ(source.blocks_lent(), (tar.size() + 699) / 700);  // drain() took the rest too
+}
+
 // "LEN key=value\n", LEN counting itself.
 std::string pax_record(const std::string& key, const std::string& value) {
   std::string body = " " + key + "=" + value + "\n";

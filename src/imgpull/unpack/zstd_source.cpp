@@ -6,7 +6,6 @@
 #include <string>
 
 #include "unpack/decompress.h"
-#include "unpack/read_ahead.h"
 
 namespace imgpull::unpack::detail {
 namespace {
@@ -19,7 +18,7 @@ class ZstdSource : public ByteSource {
  public:
   explicit ZstdSource(ByteSource& in)
       : source_(in),
-        blocks_(dynamic_cast<ReadAheadSource*>(&in)),
+        blocks_(in.blocks()),
         ctx_(ZSTD_createDCtx()),
         capacity_(ZSTD_DStreamInSize()),
         input_(std::make_unique<char[]>(capacity_)) {
@@ -58,7 +57,7 @@ class ZstdSource : public ByteSource {
   }
 
   // Called once all input was taken in (zstd keeps what it needs of it). From a
-  // read-ahead source its blocks are decompressed where they are.
+  // source that lends blocks (a read-ahead) they are decompressed where they are.
   Status refill() {
     if (blocks_ != nullptr) {
       IMGPULL_ASSIGN_OR_RETURN(auto block, blocks_->next_block());  // releases the last block
@@ -74,7 +73,7 @@ class ZstdSource : public ByteSource {
   }
 
   ByteSource& source_;
-  ReadAheadSource* blocks_;  // source_, when it hands out blocks
+  BlockSource* blocks_;  // source_'s blocks, when it lends them
   std::unique_ptr<ZSTD_DCtx, DCtxDeleter> ctx_;
   size_t capacity_;
   std::unique_ptr<char[]> input_;
