@@ -41,6 +41,7 @@ NOT_YET = ["src/imgpull/pull", "src/cli"]
 # `includes`, `using` namespaces besides imgpull, and `returns` (its type;
 # imgpull::Status by default).
 EXAMPLES = {
+    "include/imgpull/bundle.h": dict(includes=["imgpull/client.h"], params="Client* client"),
     "include/imgpull/client.h": dict(includes=["<iostream>"], returns="int"),
     "include/imgpull/credentials.h": dict(
         includes=["imgpull/reference.h"], params="const Reference& ref",
@@ -111,6 +112,10 @@ EXAMPLES = {
         using=["imgpull::unpack"], params="ByteSource* decompressor",
         decls="void consume(std::span<const char> bytes);"),
     "src/imgpull/unpack/rootfs.h": dict(params="const Store& store, const StoredImage& image"),
+    "src/imgpull/unpack/rootless_owner.h": dict(
+        includes=["unpack/tar_reader.h"], using=["imgpull::unpack"], params="const Node& node, const TarEntry& entry"),
+    "src/imgpull/unpack/staged_dir.h": dict(
+        includes=["imgpull/store.h"], params="const Store& store", decls="imgpull::Status fill(int dir_fd);"),
     "src/imgpull/unpack/tar_reader.h": dict(using=["imgpull::unpack"], params="ByteSource& tar_bytes, int fd"),
     "src/imgpull/unpack/warnings.h": dict(
         includes=["unpack/layer_applier.h"], using=["imgpull::unpack"], params="const ApplyOptions& options",

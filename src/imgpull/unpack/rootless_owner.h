@@ -4,7 +4,7 @@
 // convention, sees the image's owners and not the unpacking user.
 //
 // The value is the protobuf message of rootless-containers/proto,
-//   message Resource { uint32 uid = 1; uint32 gid = 2; }
+//  message Resource { uint32 uid = 1; uint32 gid = 2; }
 // holding the owner *inside* the container, where the unpacking user is root:
 // an id of 0 is written as 0xFFFFFFFF ("no change": the file's real owner,
 // the user, is root there), and an entry owned by 0:0 gets no xattr at all.

@@ -2,9 +2,9 @@
 // when it is complete, so a failed or killed pull never leaves a half-made
 // root filesystem at DIR that looks like a finished one.
 //
-//   DIR's parent/
-//     DIR                                  appears by one rename(2), complete
-//     .DIR.imgpull-staging-<16 hex>        while it is being made (same filesystem)
+//  DIR's parent/
+//    DIR                                  appears by one rename(2), complete
+//    .DIR.imgpull-staging-<16 hex>        while it is being made (same filesystem)
 //
 // The staging directory is flock(2)ed for its whole life through the
 // descriptor the caller writes through: a process that dies holds no lock, so
@@ -17,9 +17,8 @@
 //   StagedDirOptions options;
 //   options.records = store.staging_records_dir();
 //   IMGPULL_ASSIGN_OR_RETURN(StagedDir out, StagedDir::begin("/srv/debian", options));
-//   IMGPULL_TRY(apply_layers(out.fd(), ...));        // or mkdirat(out.fd(), "rootfs") and
-//                                                    // write config.json beside it (a bundle)
-//   IMGPULL_TRY(out.commit());                       // not reached: the destructor removes it
+//   IMGPULL_TRY(fill(out.fd()));   // apply_layers (unpack/rootfs.h)
+//   IMGPULL_TRY(out.commit());     // a return before this: the destructor removes it
 #pragma once
 
 #include <cstdint>
