@@ -173,6 +173,15 @@ class Store {
   // lock). `size` < 0 when unknown. Bytes an interrupted pull left in the
   // ingest file are kept and continued (see BlobWriter).
   Result<std::unique_ptr<BlobWriter>> begin_ingest(const Digest& digest, int64_t size);
+  // The same without waiting for another process: `busy` (and no writer)
+  // while another process holds the blob's ingest file. A pull that holds
+  // some blobs' files must not wait for another's, or two pulls sharing
+  // layers could each wait for the other.
+  struct IngestAttempt {
+    std::unique_ptr<BlobWriter> writer;  // nullptr: in the store already, or busy
+    bool busy = false;
+  };
+  Result<IngestAttempt> try_begin_ingest(const Digest& digest, int64_t size);
 
   // Every blob under blobs/ (files whose names are not digests are skipped).
   Result<std::vector<Digest>> list_blobs() const;
@@ -207,6 +216,7 @@ class Store {
   // read-modify-write of index.json.
   Result<FileLock> lock_index() const;
   std::filesystem::path ingest_path(const Digest& digest) const;
+  Result<IngestAttempt> take_ingest(const Digest& digest, int64_t size, bool wait);
   Result<std::vector<ImageRecord>> read_index() const;
   Status write_index(const std::vector<ImageRecord>& records);
 

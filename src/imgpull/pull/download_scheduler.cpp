@@ -91,6 +91,7 @@ Status DownloadScheduler::run(const std::vector<Descriptor>& descriptors, const 
       target = budget_->update(ConnectionBudget::Clock::now(), bytes_received_.load());
     }
     plan_->set_connections(target);
+    plan_->retry_busy();
     grow_to(target);
   }
   wake_.notify_all();
@@ -100,11 +101,18 @@ Status DownloadScheduler::run(const std::vector<Descriptor>& descriptors, const 
   return {};
 }
 
-// Takes the blob's ingest file (waiting for another process that has it),
-// with whatever an interrupted pull left in it, and tells the plan.
-Status DownloadScheduler::open(Blob& blob) {
+// Takes the blob's ingest file, with whatever an interrupted pull left in
+// it, and tells the plan. Never waits for another process writing the same
+// blob: this pull holds other blobs' files, which that process may be about
+// to want, so the blob is set aside (busy) and tried again at the next tick.
+Status DownloadScheduler::open(Blob& blob, const Piece& piece) {
   const Descriptor& d = blob.descriptor;
-  IMGPULL_ASSIGN_OR_RETURN(blob.writer, store_.begin_ingest(d.digest, d.size));
+  IMGPULL_ASSIGN_OR_RETURN(Store::IngestAttempt attempt, store_.try_begin_ingest(d.digest, d.size));
+  if (attempt.busy) {  // (its progress line still says Waiting)
+    plan_->busy(piece.id);
+    return {};
+  }
+  blob.writer = std::move(attempt.writer);
   uint64_t size = static_cast<uint64_t>(std::max<int64_t>(d.size, 0));
   IntervalSet held;
   if (!blob.writer) {
@@ -162,8 +170,8 @@ void DownloadScheduler::work() {
     Status st;
     if (!plan_->is_open(blob.index)) {
       // The piece is the blob's first: open its file, then fetch what it lacks.
-      st = open(blob);
-      plan_->release(piece->id);
+      st = open(blob, *piece);
+      plan_->release(piece->id);  // (nothing when busy() dropped it)
       if (st.ok() && !blob.done && plan_->complete(blob.index)) st = finish(blob);  // nothing to fetch
     } else {
       st = blob.ranged ? fetch_piece(blob, *piece) : fetch_whole(blob, *piece);

@@ -67,7 +67,7 @@ class DownloadScheduler {
 
  private:
   struct Blob;
-  Status open(Blob& blob);
+  Status open(Blob& blob, const Piece& piece);
   void work();
   Status fetch_whole(Blob& blob, const Piece& piece);
   Status fetch_piece(Blob& blob, const Piece& piece);

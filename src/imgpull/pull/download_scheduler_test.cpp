@@ -120,5 +120,36 @@ TEST_F(DownloadSchedulerTest, AFollowerIsToldOfEveryByteAndTheEnd) {
   EXPECT_EQ(got, ls[0].blob);
 }
 
+// Another process writing a blob (its ingest file locked) does not hold up
+// the rest: with one connection, the blob is set aside, the other is fetched,
+// and the first is found in the store once that process commits it. Waiting
+// for the lock instead would hang here (the other process, played by the
+// test, commits only after the second blob arrived), as two pulls sharing
+// layers could each wait for the other.
+TEST_F(DownloadSchedulerTest, ABlobAnotherProcessIsWritingIsSetAsideNotWaitedFor) {
+  auto ls = layers(2);
+  const TestLayer& theirs = ls[0];
+  const TestLayer& ours = ls[1];
+  auto other_process = store.store().begin_ingest(theirs.digest(), static_cast<int64_t>(theirs.blob.size()));
+  ASSERT_TRUE(other_process.ok() && *other_process);
+  bool ours_first = false;
+  std::thread other([&] {
+    for (int i = 0; i < 2000 && !store.store().has_blob(ours.digest()); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ours_first = store.store().has_blob(ours.digest());
+    ASSERT_TRUE((*other_process)->write(theirs.blob.data(), theirs.blob.size()).ok());
+    ASSERT_TRUE((*other_process)->commit().ok());
+  });
+  Status st = downloads.run(descriptors(ls), DownloadOptions{.initial_connections = 1, .max_connections = 1,
+                                                             .max_concurrent_blobs = 1});
+  other.join();
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  EXPECT_TRUE(ours_first) << "the pull waited for the blob another process held";
+  EXPECT_EQ(registry.fetches(theirs.digest()), 0);
+  EXPECT_EQ(registry.fetches(ours.digest()), 1);
+  EXPECT_TRUE(store.store().has_blob(theirs.digest()));
+}
+
 }  // namespace
 }  // namespace imgpull

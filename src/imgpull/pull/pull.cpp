@@ -24,7 +24,9 @@ namespace {
 // fetched config's ingest lock is held from before the first layer until it
 // is committed after the last, so a second process pulling the same image
 // waits for it, then finds every blob in place and downloads nothing. (Locks
-// are always taken config first, then layers, so no two pulls deadlock.)
+// are always taken config first, and the config's is the only one a pull waits
+// for: a layer another process is writing is set aside and tried again, so no
+// two pulls deadlock.)
 // Committed after the layers, an image whose config is in the store got at
 // least that far.
 class ConfigBlob {

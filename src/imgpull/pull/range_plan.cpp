@@ -48,6 +48,23 @@ bool RangePlan::is_open(size_t blob) const {
   return blobs_[blob].open;
 }
 
+void RangePlan::busy(uint64_t piece) {
+  std::lock_guard lock(mutex_);
+  auto it = flights_.find(piece);
+  if (it == flights_.end()) return;
+  Blob& blob = blobs_[it->second.piece.blob];
+  blob.busy = true;
+  blob.started = false;
+  size_t index = it->second.piece.blob;
+  flights_.erase(it);
+  recompute_assigned(index);
+}
+
+void RangePlan::retry_busy() {
+  std::lock_guard lock(mutex_);
+  for (Blob& blob : blobs_) blob.busy = false;
+}
+
 std::optional<Piece> RangePlan::start_piece(size_t index, Interval bytes) {
   Blob& blob = blobs_[index];
   blob.started = true;
@@ -86,6 +103,7 @@ RangePlan::Choice RangePlan::choose() const {
   for (size_t i = 0; i < blobs_.size(); ++i) {
     const Blob& blob = blobs_[i];
     bool started = in_flight(i);
+    if (blob.busy) continue;
     if (!blob.started && !may_start_blob) continue;
     if (!blob.open) {
       // Taken by one connection, to open its file (even for 0 bytes).

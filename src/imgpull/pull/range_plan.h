@@ -79,6 +79,13 @@ class RangePlan {
   // must be released after this, unused.
   void opened(size_t blob, const IntervalSet& held);
   bool is_open(size_t blob) const;
+  // Another process is writing the blob's ingest file: the piece that tried
+  // to open it is dropped, and the blob is not handed out again (nor counted
+  // against max_blobs_in_flight) until retry_busy(). A connection never
+  // waits for another process's lock while this one holds others' pieces.
+  void busy(uint64_t piece);
+  // Busy blobs may be tried again (the scheduler's tick).
+  void retry_busy();
 
   // The next piece for a free connection; nullopt when nothing is left to
   // start: every byte is held or in flight, and no range is worth splitting.
@@ -145,6 +152,7 @@ class RangePlan {
     bool open = true;      // false until its ingest file is open (add_unopened_blob)
     bool answered = false;  // a piece of it got its first answer (see answered())
     bool started = false;   // a piece of it was handed out (it counts against max_blobs_in_flight until complete)
+    bool busy = false;      // another process holds its ingest file (see busy())
   };
   struct Flight {
     Piece piece;

@@ -35,6 +35,33 @@ TEST(RangePlan, SmallBlobsAreWholeAndUrgentOnesGoFirst) {
   EXPECT_FALSE(plan.next()) << "nothing left, and whole blobs are never split";
 }
 
+// A blob whose ingest file another process holds is set aside: the next
+// piece is another blob's, the busy one takes no slot of
+// max_blobs_in_flight, and it comes back only after retry_busy().
+TEST(RangePlan, ABusyBlobIsSetAsideUntilRetried) {
+  RangePlan plan({.min_split_bytes = MiB, .max_blobs_in_flight = 1, .biggest_first = false, .now = frozen});
+  size_t theirs = plan.add_unopened_blob(10 * MiB, 0, true);
+  size_t ours = plan.add_unopened_blob(10 * MiB, 0, true);
+  auto tried = plan.next();
+  ASSERT_TRUE(tried);
+  EXPECT_EQ(tried->blob, theirs);
+  plan.busy(tried->id);
+  EXPECT_EQ(plan.in_flight(), 0u);
+  auto next = plan.next();
+  ASSERT_TRUE(next) << "the busy blob must not hold the only blob slot";
+  EXPECT_EQ(next->blob, ours);
+  IntervalSet all;
+  all.add(0, 10 * MiB);
+  plan.opened(ours, all);  // (as if an interrupted pull had left all of it)
+  plan.release(next->id);
+  EXPECT_TRUE(plan.complete(ours));
+  EXPECT_FALSE(plan.next()) << "not before retry_busy()";
+  plan.retry_busy();
+  auto again = plan.next();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->blob, theirs);
+}
+
 TEST(RangePlan, TheBiggestBlobStartsFirst) {
   RangePlan plan({.min_split_bytes = MiB, .now = frozen});
   size_t small = plan.add_blob(10 * MiB, 0, true);

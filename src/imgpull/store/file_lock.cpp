@@ -23,6 +23,16 @@ Result<UniqueFd> open_locked(const std::filesystem::path& path, FileLock::Mode m
   return fd;
 }
 
+Result<std::optional<UniqueFd>> try_open_locked(const std::filesystem::path& path, FileLock::Mode mode) {
+  UniqueFd fd(::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644));
+  if (!fd) return sys_error("cannot open", path);
+  while (::flock(fd.get(), flock_operation(mode) | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return std::optional<UniqueFd>();
+    if (errno != EINTR) return sys_error("cannot lock", path);
+  }
+  return std::optional<UniqueFd>(std::move(fd));
+}
+
 Result<FileLock> FileLock::acquire(const std::filesystem::path& path, Mode mode) {
   IMGPULL_ASSIGN_OR_RETURN(UniqueFd fd, open_locked(path, mode));
   return FileLock(std::move(fd), path);

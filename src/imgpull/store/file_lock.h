@@ -9,6 +9,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <functional>
 
 #include "base/unique_fd.h"
@@ -40,5 +41,8 @@ class FileLock {
 // long as another process holds a conflicting one: the descriptor holds the
 // lock (an ingest file is written through it).
 Result<UniqueFd> open_locked(const std::filesystem::path& path, FileLock::Mode mode = FileLock::Mode::kExclusive);
+// The same without waiting: nullopt when another process holds a conflicting lock.
+Result<std::optional<UniqueFd>> try_open_locked(const std::filesystem::path& path,
+                                                FileLock::Mode mode = FileLock::Mode::kExclusive);
 
 }  // namespace imgpull

@@ -92,13 +92,30 @@ Status Store::write_blob(const Digest& digest, std::string_view bytes) {
 }
 
 Result<std::unique_ptr<BlobWriter>> Store::begin_ingest(const Digest& digest, int64_t size) {
-  if (has_blob(digest)) return std::unique_ptr<BlobWriter>();
+  IMGPULL_ASSIGN_OR_RETURN(IngestAttempt attempt, take_ingest(digest, size, /*wait=*/true));
+  return std::move(attempt.writer);
+}
+
+Result<Store::IngestAttempt> Store::try_begin_ingest(const Digest& digest, int64_t size) {
+  return take_ingest(digest, size, /*wait=*/false);
+}
+
+Result<Store::IngestAttempt> Store::take_ingest(const Digest& digest, int64_t size, bool wait) {
+  if (has_blob(digest)) return IngestAttempt{};
   fs::path ingest = ingest_path(digest);
   // Two processes may want the same blob: the first to lock its ingest file
-  // downloads it, the other waits and then finds it committed.
+  // downloads it, the other waits (or is told it is busy) and then finds it
+  // committed.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    IMGPULL_ASSIGN_OR_RETURN(UniqueFd fd, open_locked(ingest));
-    if (has_blob(digest)) return std::unique_ptr<BlobWriter>();
+    UniqueFd fd;
+    if (wait) {
+      IMGPULL_ASSIGN_OR_RETURN(fd, open_locked(ingest));
+    } else {
+      IMGPULL_ASSIGN_OR_RETURN(std::optional<UniqueFd> taken, try_open_locked(ingest));
+      if (!taken) return IngestAttempt{nullptr, /*busy=*/true};
+      fd = std::move(*taken);
+    }
+    if (has_blob(digest)) return IngestAttempt{};
     // The file we locked may have been renamed into blobs/ or removed by its
     // previous owner while we waited: only write if it is still the ingest file.
     struct stat held {}, current {};
@@ -108,7 +125,7 @@ Result<std::unique_ptr<BlobWriter>> Store::begin_ingest(const Digest& digest, in
       // hold the lock): continue from it.
       std::unique_ptr<BlobWriter> writer(new BlobWriter(fd.release(), ingest, blob_path(digest), digest, size));
       IMGPULL_TRY(writer->adopt_existing());
-      return writer;
+      return IngestAttempt{std::move(writer)};
     }
   }
   return Error(ErrorCode::kIo, fmt::format("could not take the ingest file {} for {}", ingest.string(),
