@@ -1,5 +1,6 @@
 #include "bundle_cmd.h"
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 namespace imgpull::cli {
@@ -19,6 +20,14 @@ Result<std::vector<std::string>> parse_bundle_cmd(std::string_view text) {
     cmd.push_back(item.get<std::string>());
   }
   return cmd;
+}
+
+void add_bundle_cmd_option(CLI::App& command, std::string& text, CLI::Option* bundle) {
+  command
+      .add_option("--bundle-cmd", text,
+                  "With --bundle: run this instead of the image's Cmd (its Entrypoint kept), a JSON array: "
+                  "'[\"nginx\", \"-g\", \"daemon off;\"]'")
+      ->needs(bundle);
 }
 
 }  // namespace imgpull::cli

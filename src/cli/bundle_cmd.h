@@ -12,9 +12,17 @@
 
 #include "imgpull/error.h"
 
+namespace CLI {
+class App;
+class Option;
+}  // namespace CLI
+
 namespace imgpull::cli {
 
 // kInvalidArgument, with an example, for anything but a JSON array of strings.
 Result<std::vector<std::string>> parse_bundle_cmd(std::string_view text);
+
+// The --bundle-cmd option of `pull` and `unpack` (only with `bundle`, their --bundle).
+void add_bundle_cmd_option(CLI::App& command, std::string& text, CLI::Option* bundle);
 
 }  // namespace imgpull::cli

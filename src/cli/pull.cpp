@@ -152,10 +152,7 @@ void add_pull_command(CLI::App& app, const GlobalOptions& g, Runner& run) {
                                   "Also make an OCI runtime bundle in DIR: DIR/rootfs as --rootfs makes it, and "
                                   "DIR/config.json from the image config, which `runc run` starts")
                      ->excludes(rootfs);
-  pull->add_option("--bundle-cmd", flags->bundle_cmd,
-                   "With --bundle: run this instead of the image's Cmd (its Entrypoint kept), a JSON array: "
-                   "'[\"nginx\", \"-g\", \"daemon off;\"]'")
-      ->needs(bundle);
+  add_bundle_cmd_option(*pull, flags->bundle_cmd, bundle);
   pull->add_flag("--force", flags->force,
                  "With --rootfs or --bundle: replace a DIR that is not empty (its contents are deleted once the "
                  "new tree is in place; never the store or $HOME)");

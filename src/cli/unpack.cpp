@@ -67,10 +67,7 @@ void add_unpack_command(CLI::App& app, const GlobalOptions& g, Runner& run) {
                                     "Instead of DIR: make an OCI runtime bundle in this directory (rootfs/ and "
                                     "config.json, which `runc run` starts)")
                      ->excludes(dir);
-  unpack->add_option("--bundle-cmd", flags->bundle_cmd,
-                     "With --bundle: run this instead of the image's Cmd (its Entrypoint kept), a JSON array: "
-                     "'[\"nginx\", \"-g\", \"daemon off;\"]'")
-      ->needs(bundle);
+  add_bundle_cmd_option(*unpack, flags->bundle_cmd, bundle);
   unpack->add_flag("--force", flags->force,
                    "Replace a directory that is not empty (its contents are deleted once the new tree is in "
                    "place; never the store or $HOME)");
