@@ -48,6 +48,7 @@ Status DownloadScheduler::run(const std::vector<Descriptor>& descriptors, const 
   RangePlan::Options plan;
   plan.min_split_bytes = options.min_piece_bytes;
   plan.max_blobs_in_flight = static_cast<size_t>(std::max(0, options.max_concurrent_blobs));
+  plan.rate_window_seconds = 0.02;  // a tick: long enough for a rate, short against a slow link's seconds
   // Docker's flag brings docker's order: the layers in the manifest's order.
   plan.biggest_first = options.max_concurrent_blobs <= 0;
   const bool biggest_first = plan.biggest_first;

@@ -70,8 +70,31 @@ std::optional<Piece> RangePlan::start_piece(size_t index, Interval bytes) {
   blob.started = true;
   Piece piece{next_id_++, index, bytes.start, bytes.end, blob.splittable && blob.open};
   blob.assigned.add(bytes.start, bytes.end);
-  flights_.emplace(piece.id, Flight{piece, 0, 0, clock()});
+  flights_.emplace(piece.id, Flight{piece, 0, 0, clock(), std::nullopt, 0});
   return piece;
+}
+
+// Whether another connection on the blob would pay off: not while the ones
+// on it will have all of it within min_split_seconds at the rate they have
+// had since their first bytes (on a fast link, or loopback, one connection
+// finishes a blob before another's request does any good), and not while
+// that rate is still being measured (a piece without bytes yet, or for less
+// than rate_window_seconds). A rate that cannot be known (a clock that
+// stands still) is a slow one.
+bool RangePlan::worth_spreading(size_t index) const {
+  const Blob& blob = blobs_[index];
+  const bool measuring = options_.rate_window_seconds > 0;
+  auto now = clock();
+  double rate = 0;
+  for (const auto& [id, f] : flights_) {
+    if (f.piece.blob != index) continue;
+    if (!f.first_byte) return !measuring;  // its bytes first, when rates are measured
+    double seconds = std::chrono::duration<double>(now - *f.first_byte).count();
+    if (seconds < options_.rate_window_seconds) return false;
+    if (seconds <= 0 || f.received == f.first_bytes) return true;
+    rate += static_cast<double>(f.received - f.first_bytes) / seconds;
+  }
+  return rate <= 0 || static_cast<double>(blob.size - blob.held.total()) / rate >= options_.min_split_seconds;
 }
 
 RangePlan::Choice RangePlan::choose() const {
@@ -123,9 +146,14 @@ RangePlan::Choice RangePlan::choose() const {
       gap = {blob.held.contiguous_from(0), blob.size};
     } else {
       if (started && !blob.answered) continue;  // its first answer first
+      if (started && !worth_spreading(i)) continue;
       gap = *std::max_element(gaps.begin(), gaps.end(),
                               [](const Interval& a, const Interval& b) { return a.size() < b.size(); });
-      if (gap.size() > share + options_.min_split_bytes) gap.end = gap.start + share;
+      // A blob whose last piece showed one connection finishes the rest
+      // soon is taken whole by the next (no share left for others to join).
+      bool alone = !started && blob.last_rate > 0 &&
+                   static_cast<double>(blob.size - blob.held.total()) / blob.last_rate < options_.min_split_seconds;
+      if (!alone && gap.size() > share + options_.min_split_bytes) gap.end = gap.start + share;
     }
     if (better(i)) {
       choice.blob = i;
@@ -141,8 +169,14 @@ RangePlan::Choice RangePlan::choose() const {
     const Blob& blob = blobs_[f.piece.blob];
     if (!f.piece.ranged || !blob.splittable || !blob.open || !blob.answered) continue;
     uint64_t left = f.piece.end - (f.piece.start + f.received);
-    double seconds = std::chrono::duration<double>(now - f.started).count();
-    if (f.received > 0 && seconds > 0 && left / (f.received / seconds) < options_.min_split_seconds) continue;
+    if (f.first_byte) {
+      double seconds = std::chrono::duration<double>(now - *f.first_byte).count();
+      if (seconds < options_.rate_window_seconds) continue;
+      uint64_t measured = f.received - f.first_bytes;
+      if (measured > 0 && seconds > 0 && left / (measured / seconds) < options_.min_split_seconds) continue;
+    } else if (options_.rate_window_seconds > 0) {
+      continue;  // its bytes first, when rates are measured
+    }
     if (left > most) {
       most = left;
       choice.split = id;
@@ -186,6 +220,10 @@ size_t RangePlan::accept(uint64_t piece, size_t n) {
   Flight& f = it->second;
   uint64_t at = f.piece.start + f.received;
   size_t allowed = at >= f.piece.end ? 0 : static_cast<size_t>(std::min<uint64_t>(n, f.piece.end - at));
+  if (f.received == 0 && allowed > 0) {
+    f.first_byte = clock();
+    f.first_bytes = allowed;
+  }
   f.received += allowed;
   return allowed;
 }
@@ -209,6 +247,11 @@ void RangePlan::release(uint64_t piece) {
   auto it = flights_.find(piece);
   if (it == flights_.end()) return;
   size_t blob = it->second.piece.blob;
+  const Flight& f = it->second;
+  if (f.first_byte && f.received > f.first_bytes) {
+    double seconds = std::chrono::duration<double>(clock() - *f.first_byte).count();
+    if (seconds > 0) blobs_[blob].last_rate = static_cast<double>(f.received - f.first_bytes) / seconds;
+  }
   flights_.erase(it);
   recompute_assigned(blob);
 }

@@ -4,7 +4,8 @@
 // A free connection gets, in order: the most urgent blob not started (the
 // config, which the rootfs applier waits for); else the unassigned bytes of
 // the blob with the most work left (a big blob starts first, LPT-style);
-// (an equal share of what is left for each connection); else half of the
+// (an equal share of what is left for each connection, unless the blob's
+// connections will finish it within min_split_seconds); else half of the
 // largest range still in flight, split at what its connection has received
 // so far — the connection holding it stops at the new end. A blob's first
 // piece is alone until its answer shows whether (and where) the server
@@ -62,6 +63,11 @@ class RangePlan {
     // cut-short one what was in flight beyond its end, so on a fast link a
     // nearly done range is left to finish.
     double min_split_seconds = 0.25;
+    // How long a piece must have been receiving before its rate decides
+    // whether its blob is spread over more connections or it is split; until
+    // then (and before its first bytes) neither is done. 0: at once, an
+    // unmeasured rate counting as slow. The scheduler uses 20 ms.
+    double rate_window_seconds = 0;
     // The clock for those rates; empty: steady_clock (tests give their own).
     std::function<std::chrono::steady_clock::time_point()> now;
   };
@@ -153,12 +159,17 @@ class RangePlan {
     bool answered = false;  // a piece of it got its first answer (see answered())
     bool started = false;   // a piece of it was handed out (it counts against max_blobs_in_flight until complete)
     bool busy = false;      // another process holds its ingest file (see busy())
+    double last_rate = 0;   // bytes/s of its last piece released, from its first bytes
   };
   struct Flight {
     Piece piece;
     uint64_t received = 0;  // bytes accepted, from piece.start
     uint64_t written = 0;   // of those, in the file
     std::chrono::steady_clock::time_point started;
+    // When its first bytes came, and how many: its rate is measured from
+    // there, so the request's round trip does not make a fast link look slow.
+    std::optional<std::chrono::steady_clock::time_point> first_byte;
+    uint64_t first_bytes = 0;
   };
 
   // next() without its effects: the blob and bytes to start, or the piece to
@@ -169,6 +180,7 @@ class RangePlan {
     uint64_t split = 0;  // the piece to split, when no blob
   };
   Choice choose() const;
+  bool worth_spreading(size_t blob) const;
   std::optional<Piece> start_piece(size_t blob, Interval bytes);
   std::chrono::steady_clock::time_point clock() const;
   void recompute_assigned(size_t blob);

@@ -206,11 +206,62 @@ TEST(RangePlan, NoSplitBeforeTheFirstAnswer) {
   EXPECT_TRUE(plan.next());
 }
 
+// A blob whose connection will finish it soon is not spread over idle
+// connections (loopback, a fast link); a slow one is, at once.
+TEST(RangePlan, AFastBlobIsNotSpreadOverIdleConnections) {
+  for (bool fast : {true, false}) {
+    std::chrono::steady_clock::time_point t{};
+    RangePlan plan({.min_split_bytes = MiB, .min_split_seconds = 0.25, .now = [&] { return t; }});
+    plan.set_connections(4);
+    plan.add_blob(64 * MiB, 0, true);
+    auto first = *plan.next();
+    EXPECT_EQ(first.end - first.start, 16 * MiB) << "an equal share for each of the 4 connections";
+    t += std::chrono::milliseconds(50);  // the request's round trip: not part of the rate
+    receive(plan, first, 64 * 1024);
+    t += std::chrono::milliseconds(10);
+    receive(plan, first, fast ? 8 * MiB : 64 * 1024);  // 800 MiB/s, or 6.4 MiB/s
+    auto second = plan.next();
+    if (fast) {
+      EXPECT_FALSE(second) << "the other 56 MiB take its connection 70 ms";
+      plan.written(first.id, first.end);
+      t += std::chrono::milliseconds(10);
+      receive(plan, first, 8 * MiB - 128 * 1024);  // the rest of its 16 MiB, as fast
+      plan.written(first.id, first.end);
+      plan.release(first.id);
+      auto rest = plan.next();
+      ASSERT_TRUE(rest);
+      EXPECT_EQ(rest->start, 16 * MiB);
+      EXPECT_EQ(rest->end, 64 * MiB) << "one connection takes the fast blob's rest whole";
+    } else {
+      ASSERT_TRUE(second) << "the rest would take its connection 10 s";
+      EXPECT_EQ(second->start, 16 * MiB);
+    }
+  }
+}
+
+// Until a blob's connection has received for rate_window_seconds, its rate is
+// not known and no other connection joins it.
+TEST(RangePlan, ABlobIsNotSpreadWhileItsRateIsMeasured) {
+  std::chrono::steady_clock::time_point t{};
+  RangePlan plan({.min_split_bytes = MiB, .rate_window_seconds = 0.02, .now = [&] { return t; }});
+  plan.set_connections(4);
+  plan.add_blob(64 * MiB, 0, true);
+  auto first = *plan.next();
+  receive(plan, first, 64 * 1024);
+  t += std::chrono::milliseconds(10);
+  receive(plan, first, 64 * 1024);
+  EXPECT_FALSE(plan.next()) << "10 ms of bytes are not a rate yet";
+  t += std::chrono::milliseconds(20);
+  receive(plan, first, 64 * 1024);  // 4 MiB/s: 2 minutes for the rest
+  EXPECT_TRUE(plan.next());
+}
+
 TEST(RangePlan, FastRangesAreLeftToFinish) {
   std::chrono::steady_clock::time_point t{};
   RangePlan plan({.min_split_bytes = MiB, .min_split_seconds = 0.25, .now = [&] { return t; }});
   plan.add_blob(64 * MiB, 0, true);
   auto a = *plan.next();
+  receive(plan, a, 64 * 1024);  // its first bytes: the rate is measured from here
   t += std::chrono::milliseconds(100);
   receive(plan, a, 32 * MiB);  // 320 MiB/s: the other 32 MiB take 0.1 s
   EXPECT_FALSE(plan.next());

@@ -16,7 +16,11 @@ Status RangedBlob::write(uint64_t piece, uint64_t offset, std::span<const char> 
   if (received >= due && next_report_.compare_exchange_strong(due, received + kProgressEveryBytes)) {
     events_.layer(PullEvent::Kind::kLayerDownloading, blob_, received);
   }
-  if (unrecorded_.fetch_add(bytes.size()) + bytes.size() >= kRecordEveryBytes) IMGPULL_TRY(record());
+  if (unrecorded_.fetch_add(bytes.size()) + bytes.size() >= kRecordEveryBytes) {
+    auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    auto since = std::chrono::steady_clock::duration(now - last_record_.load());
+    if (since >= kRecordEvery) IMGPULL_TRY(record());
+  }
   return {};
 }
 
@@ -31,6 +35,7 @@ Status RangedBlob::record() {
   std::lock_guard lock(record_mutex_);
   if (!recording_) return {};
   unrecorded_ = 0;
+  last_record_ = std::chrono::steady_clock::now().time_since_epoch().count();
   BlobWriter::Ranges ranges;
   for (const auto& i : plan_.held(index_).intervals()) ranges.emplace_back(i.start, i.end);
   return writer_.record_ranges(ranges);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <span>
@@ -24,9 +25,12 @@
 
 namespace imgpull {
 
-// What is held is recorded after every this many new bytes of a blob: what a
-// SIGKILL makes the next pull fetch again, per blob, at most.
+// What is held is recorded once this many new bytes of a blob came and this
+// long has passed since its last record: a SIGKILL makes the next pull fetch
+// again at most 100 ms of a blob (or 1 MiB). Every MiB on a fast link was 60
+// file replacements for a 60 MiB layer on loopback, a tenth of its pull.
 inline constexpr uint64_t kRecordEveryBytes = 1 << 20;
+inline constexpr std::chrono::milliseconds kRecordEvery{100};
 
 class RangedBlob {
  public:
@@ -57,6 +61,7 @@ class RangedBlob {
   std::mutex hash_mutex_;
   std::mutex record_mutex_;
   std::atomic<uint64_t> unrecorded_{0};  // bytes written since the last record
+  std::atomic<std::chrono::steady_clock::rep> last_record_{0};  // steady_clock ticks
   bool recording_ = true;                 // guarded by record_mutex_
   std::atomic<uint64_t> next_report_{0};
 };
