@@ -77,24 +77,28 @@ std::optional<Piece> RangePlan::start_piece(size_t index, Interval bytes) {
 // Whether another connection on the blob would pay off: not while the ones
 // on it will have all of it within min_split_seconds at the rate they have
 // had since their first bytes (on a fast link, or loopback, one connection
-// finishes a blob before another's request does any good), and not while
-// that rate is still being measured (a piece without bytes yet, or for less
-// than rate_window_seconds). A rate that cannot be known (a clock that
-// stands still) is a slow one.
+// finishes a blob before another's request does any good). Pieces not
+// measured yet (no bytes, or for less than rate_window_seconds) are taken to
+// go as fast as the measured ones; with none measured, nobody joins yet. A
+// rate that cannot be known (a clock that stands still, rate_window_seconds
+// 0) is a slow one.
 bool RangePlan::worth_spreading(size_t index) const {
   const Blob& blob = blobs_[index];
-  const bool measuring = options_.rate_window_seconds > 0;
   auto now = clock();
   double rate = 0;
+  int pieces = 0, measured = 0;
   for (const auto& [id, f] : flights_) {
     if (f.piece.blob != index) continue;
-    if (!f.first_byte) return !measuring;  // its bytes first, when rates are measured
+    ++pieces;
+    if (!f.first_byte) continue;
     double seconds = std::chrono::duration<double>(now - *f.first_byte).count();
-    if (seconds < options_.rate_window_seconds) return false;
-    if (seconds <= 0 || f.received == f.first_bytes) return true;
+    if (seconds < options_.rate_window_seconds || seconds <= 0 || f.received == f.first_bytes) continue;
     rate += static_cast<double>(f.received - f.first_bytes) / seconds;
+    ++measured;
   }
-  return rate <= 0 || static_cast<double>(blob.size - blob.held.total()) / rate >= options_.min_split_seconds;
+  if (measured == 0) return options_.rate_window_seconds <= 0;
+  rate *= static_cast<double>(pieces) / measured;
+  return static_cast<double>(blob.size - blob.held.total()) / rate >= options_.min_split_seconds;
 }
 
 RangePlan::Choice RangePlan::choose() const {
