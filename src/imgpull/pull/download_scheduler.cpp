@@ -50,7 +50,11 @@ Status DownloadScheduler::run(const std::vector<Descriptor>& descriptors, const 
   plan.max_blobs_in_flight = static_cast<size_t>(std::max(0, options.max_concurrent_blobs));
   plan.rate_window_seconds = 0.02;  // a tick: long enough for a rate, short against a slow link's seconds
   // Docker's flag brings docker's order: the layers in the manifest's order.
-  plan.biggest_first = options.max_concurrent_blobs <= 0;
+  // So does a rootfs made while downloading: its applier takes the layers in
+  // that order, each from its first byte, so the bytes it needs next come
+  // first (biggest first, it waited for the base layer until the end).
+  plan.in_order = !followed_.empty();
+  plan.biggest_first = options.max_concurrent_blobs <= 0 && !plan.in_order;
   const bool biggest_first = plan.biggest_first;
   plan_ = std::make_unique<RangePlan>(std::move(plan));
   // Blobs start biggest first (then in the manifest's order), or with

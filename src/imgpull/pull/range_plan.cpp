@@ -151,8 +151,9 @@ RangePlan::Choice RangePlan::choose() const {
     } else {
       if (started && !blob.answered) continue;  // its first answer first
       if (started && !worth_spreading(i)) continue;
-      gap = *std::max_element(gaps.begin(), gaps.end(),
-                              [](const Interval& a, const Interval& b) { return a.size() < b.size(); });
+      gap = options_.in_order ? gaps.front()
+                              : *std::max_element(gaps.begin(), gaps.end(),
+                                                  [](const Interval& a, const Interval& b) { return a.size() < b.size(); });
       // A blob whose last piece showed one connection finishes the rest
       // soon is taken whole by the next (no share left for others to join).
       bool alone = !started && blob.last_rate > 0 &&

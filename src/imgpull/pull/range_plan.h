@@ -58,6 +58,9 @@ class RangePlan {
     // Blobs start with the one with most left; false: in the order they were
     // added (docker's order, with --max-concurrent-downloads).
     bool biggest_first = true;
+    // Within a blob, fresh bytes from its first gap (lowest offset) rather
+    // than its largest: for a reader that follows the blob from its start.
+    bool in_order = false;
     // A range is split only while its connection would need longer than this
     // for the rest (at the rate it has had): a new piece costs a request, a
     // cut-short one what was in flight beyond its end, so on a fast link a

@@ -62,6 +62,26 @@ TEST(RangePlan, ABusyBlobIsSetAsideUntilRetried) {
   EXPECT_EQ(again->blob, theirs);
 }
 
+// For a rootfs made while downloading: blobs in the order added, whatever
+// their sizes, and each blob's fresh bytes from its lowest offset.
+TEST(RangePlan, InOrderFollowsTheReader) {
+  RangePlan plan({.min_split_bytes = MiB, .biggest_first = false, .in_order = true, .now = frozen});
+  plan.set_connections(2);
+  size_t base = plan.add_blob(10 * MiB, 0, true);
+  IntervalSet middle_held;
+  middle_held.add(4 * MiB, 8 * MiB);
+  plan.add_blob(100 * MiB, 0, true);
+  auto first = plan.next();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->blob, base) << "the first layer, not the biggest";
+  RangePlan holes({.min_split_bytes = MiB, .biggest_first = false, .in_order = true, .now = frozen});
+  size_t blob = holes.add_blob(16 * MiB, 0, true, middle_held);
+  auto low = holes.next();
+  ASSERT_TRUE(low);
+  EXPECT_EQ(low->blob, blob);
+  EXPECT_EQ(low->start, 0u) << "the gap before 4 MiB, though the one after 8 MiB is larger";
+}
+
 TEST(RangePlan, TheBiggestBlobStartsFirst) {
   RangePlan plan({.min_split_bytes = MiB, .now = frozen});
   size_t small = plan.add_blob(10 * MiB, 0, true);
