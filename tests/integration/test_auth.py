@@ -120,7 +120,7 @@ def test_tls_with_test_ca(registry_tls, tmp_path):
     proc = cli.run(["--certs-dir", str(tmp_path / "certs.d"), "--debug", "pull",
                     f"{registry_tls.host}/single:latest"], tmp_path / "store")
     assert proc.returncode == 0, proc.stderr
-    assert f"HEAD https://{registry_tls.host}/v2/single/manifests/latest -> 200" in proc.stderr
+    assert f"GET https://{registry_tls.host}/v2/single/manifests/latest -> 200" in proc.stderr
 
 
 def test_tls_without_the_ca_is_a_clear_error(registry_tls, tmp_path):

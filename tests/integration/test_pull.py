@@ -178,9 +178,13 @@ def test_debug_logs_every_exchange_and_no_secret(registry_plain, tmp_path):
     assert debug, proc.stderr
     for line in debug:
         assert cli.DEBUG_LINE.match(line), line
-    # The tag is asked with HEAD (free where manifest GETs are counted), the manifest by its digest.
-    assert any(re.search(r"HEAD http://\S+/v2/single/manifests/latest -> 200", l) for l in debug)
-    assert any(re.search(r"GET http://\S+/v2/single/manifests/sha256:[0-9a-f]{64} -> 200", l) for l in debug)
+    # A first pull GETs the tag; the next one asks it with HEAD (free where
+    # manifest GETs are counted) and, up to date, GETs nothing.
+    assert any(re.search(r"GET http://\S+/v2/single/manifests/latest -> 200", l) for l in debug)
+    again = cli.run(["--debug", "pull", f"{registry_plain.host}/single:latest"], tmp_path / "store", check=True)
+    manifest_lines = [l for l in again.stderr.splitlines() if l.startswith("DEBUG") and "/manifests/" in l]
+    assert len(manifest_lines) == 1 and re.search(r"HEAD http://\S+/v2/single/manifests/latest -> 200",
+                                                  manifest_lines[0]), manifest_lines
 
 
 def test_concurrency_flag_is_honoured(registry_plain, tmp_path):

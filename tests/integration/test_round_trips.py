@@ -24,7 +24,7 @@ def test_an_https_registry_is_not_pinged(registry_tls, tmp_path):
     assert proc.returncode == 0, proc.stderr
     seen = [(r.method, r.path) for r in registry_tls.requests()]
     assert ("GET", "/v2/") not in seen, seen
-    assert seen[0] == ("HEAD", "/v2/single/manifests/latest"), seen
+    assert seen[0] == ("GET", "/v2/single/manifests/latest"), seen
 
 
 def test_an_https_registry_asking_for_credentials_gets_them_on_the_second_request(registry_basic, tmp_path):

@@ -5,6 +5,8 @@
 #include <functional>
 #include <variant>
 
+#include "imgpull/client.h"  // store_name_for
+
 namespace imgpull {
 namespace {
 
@@ -94,6 +96,13 @@ Result<ResolvedImage> follow(FetchedManifest top, const Platform& platform, cons
   }
 }
 
+// Whether the store has an image under the reference's name (what an
+// up-to-date pull finds unchanged). A store it cannot read has none.
+bool has_record(const Store& store, const Reference& ref) {
+  auto record = store.find_image(store_name_for(ref));
+  return record.ok() && record->has_value();
+}
+
 // The document a tag names now. Its digest comes from a HEAD, which a
 // rate limit counting manifest GETs does not count; when the HEAD says
 // nothing usable, the document itself is fetched by tag.
@@ -147,6 +156,12 @@ Result<ResolvedImage> resolve_remote(Registry& registry, const Store& store, con
     return registry.get_manifest(digest.str());
   };
   std::optional<Digest> top = ref.digest;
+  if (!top && !has_record(store, ref)) {
+    // Nothing under this name yet: a HEAD could only say what the GET that
+    // follows it says, a round trip later. The document is fetched by tag.
+    IMGPULL_ASSIGN_OR_RETURN(FetchedManifest document, registry.get_manifest(ref.manifest_selector()));
+    return follow(std::move(document), platform, read);
+  }
   if (!top) {
     IMGPULL_ASSIGN_OR_RETURN(auto document, tagged_document(registry, ref));
     if (auto* fetched = std::get_if<FetchedManifest>(&document)) return follow(std::move(*fetched), platform, read);

@@ -3,7 +3,10 @@
 // with as few manifest requests as the store allows. Docker Hub counts every
 // manifest GET against its pull rate limit, and HEAD requests not at all, so:
 //
-//   by tag     HEAD the tag (one free request) for the digest it names; when
+//   by tag     with nothing in the store under the name (a first pull), GET
+//              the tag: a HEAD could only say what that GET says, a round
+//              trip later, and the GET is spent anyway. Otherwise
+//              HEAD the tag (one free request) for the digest it names; when
 //              the store holds that document and everything below it the
 //              image needs, nothing more is asked. Otherwise each document
 //              not in the store is fetched by digest (verified against it),
