@@ -5,19 +5,14 @@
 #include <algorithm>
 #include <charconv>
 
+#include "base/text.h"
+
 namespace imgpull::bundle {
 namespace {
 
 // Ids that are not in passwd or group must fit a signed 32-bit id, as moby
 // checks them (for 32-bit systems' sake).
 constexpr uint64_t kMaxId = (uint64_t{1} << 31) - 1;
-
-std::string_view trim(std::string_view s) {
-  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; };
-  while (!s.empty() && space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && space(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 std::vector<std::string_view> split(std::string_view s, char separator) {
   std::vector<std::string_view> parts;
@@ -34,7 +29,7 @@ std::vector<std::string_view> split(std::string_view s, char separator) {
 template <typename Visit>
 void for_each_record(std::string_view text, Visit visit) {
   for (std::string_view line : split(text, '\n')) {
-    line = trim(line);
+    line = trim_space(line);
     if (line.empty() || line.front() == '#') continue;
     visit(split(line, ':'));
   }

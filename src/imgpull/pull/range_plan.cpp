@@ -74,6 +74,22 @@ std::optional<Piece> RangePlan::start_piece(size_t index, Interval bytes) {
   return piece;
 }
 
+// Still learning the piece's rate: no bytes yet, or bytes for less than
+// rate_window_seconds (never, with a window of 0).
+bool RangePlan::measuring(const Flight& f, std::chrono::steady_clock::time_point now) const {
+  if (options_.rate_window_seconds <= 0) return false;
+  return !f.first_byte || std::chrono::duration<double>(now - *f.first_byte).count() < options_.rate_window_seconds;
+}
+
+// The piece's bytes/s since its first bytes (the request's round trip left
+// out); nullopt when that cannot be known (no bytes since, no time passed).
+std::optional<double> RangePlan::rate_of(const Flight& f, std::chrono::steady_clock::time_point now) const {
+  if (!f.first_byte || f.received <= f.first_bytes) return std::nullopt;
+  double seconds = std::chrono::duration<double>(now - *f.first_byte).count();
+  if (seconds <= 0) return std::nullopt;
+  return static_cast<double>(f.received - f.first_bytes) / seconds;
+}
+
 // Whether another connection on the blob would pay off: not while the ones
 // on it will have all of it within min_split_seconds at the rate they have
 // had since their first bytes (on a fast link, or loopback, one connection
@@ -90,11 +106,11 @@ bool RangePlan::worth_spreading(size_t index) const {
   for (const auto& [id, f] : flights_) {
     if (f.piece.blob != index) continue;
     ++pieces;
-    if (!f.first_byte) continue;
-    double seconds = std::chrono::duration<double>(now - *f.first_byte).count();
-    if (seconds < options_.rate_window_seconds || seconds <= 0 || f.received == f.first_bytes) continue;
-    rate += static_cast<double>(f.received - f.first_bytes) / seconds;
-    ++measured;
+    if (measuring(f, now)) continue;
+    if (auto r = rate_of(f, now)) {
+      rate += *r;
+      ++measured;
+    }
   }
   if (measured == 0) return options_.rate_window_seconds <= 0;
   rate *= static_cast<double>(pieces) / measured;
@@ -129,12 +145,12 @@ RangePlan::Choice RangePlan::choose() const {
   };
   for (size_t i = 0; i < blobs_.size(); ++i) {
     const Blob& blob = blobs_[i];
-    bool started = in_flight(i);
+    bool flying = in_flight(i);
     if (blob.busy) continue;
     if (!blob.started && !may_start_blob) continue;
     if (!blob.open) {
       // Taken by one connection, to open its file (even for 0 bytes).
-      if (started) continue;
+      if (flying) continue;
       if (better(i)) {
         choice.blob = i;
         choice.bytes = {0, blob.size};
@@ -146,17 +162,17 @@ RangePlan::Choice RangePlan::choose() const {
     Interval gap{0, 0};
     if (!blob.splittable) {
       // Whole, by one connection, from what a resumed file holds.
-      if (started) continue;
+      if (flying) continue;
       gap = {blob.held.contiguous_from(0), blob.size};
     } else {
-      if (started && !blob.answered) continue;  // its first answer first
-      if (started && !worth_spreading(i)) continue;
+      if (flying && !blob.answered) continue;  // its first answer first
+      if (flying && !worth_spreading(i)) continue;
       gap = options_.in_order ? gaps.front()
                               : *std::max_element(gaps.begin(), gaps.end(),
                                                   [](const Interval& a, const Interval& b) { return a.size() < b.size(); });
       // A blob whose last piece showed one connection finishes the rest
       // soon is taken whole by the next (no share left for others to join).
-      bool alone = !started && blob.last_rate > 0 &&
+      bool alone = !flying && blob.last_rate > 0 &&
                    static_cast<double>(blob.size - blob.held.total()) / blob.last_rate < options_.min_split_seconds;
       if (!alone && gap.size() > share + options_.min_split_bytes) gap.end = gap.start + share;
     }
@@ -174,14 +190,8 @@ RangePlan::Choice RangePlan::choose() const {
     const Blob& blob = blobs_[f.piece.blob];
     if (!f.piece.ranged || !blob.splittable || !blob.open || !blob.answered) continue;
     uint64_t left = f.piece.end - (f.piece.start + f.received);
-    if (f.first_byte) {
-      double seconds = std::chrono::duration<double>(now - *f.first_byte).count();
-      if (seconds < options_.rate_window_seconds) continue;
-      uint64_t measured = f.received - f.first_bytes;
-      if (measured > 0 && seconds > 0 && left / (measured / seconds) < options_.min_split_seconds) continue;
-    } else if (options_.rate_window_seconds > 0) {
-      continue;  // its bytes first, when rates are measured
-    }
+    if (measuring(f, now)) continue;
+    if (auto rate = rate_of(f, now); rate && static_cast<double>(left) / *rate < options_.min_split_seconds) continue;
     if (left > most) {
       most = left;
       choice.split = id;
@@ -252,11 +262,7 @@ void RangePlan::release(uint64_t piece) {
   auto it = flights_.find(piece);
   if (it == flights_.end()) return;
   size_t blob = it->second.piece.blob;
-  const Flight& f = it->second;
-  if (f.first_byte && f.received > f.first_bytes) {
-    double seconds = std::chrono::duration<double>(clock() - *f.first_byte).count();
-    if (seconds > 0) blobs_[blob].last_rate = static_cast<double>(f.received - f.first_bytes) / seconds;
-  }
+  if (auto rate = rate_of(it->second, clock())) blobs_[blob].last_rate = *rate;
   flights_.erase(it);
   recompute_assigned(blob);
 }

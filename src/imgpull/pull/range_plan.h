@@ -184,6 +184,8 @@ class RangePlan {
   };
   Choice choose() const;
   bool worth_spreading(size_t blob) const;
+  bool measuring(const Flight& f, std::chrono::steady_clock::time_point now) const;
+  std::optional<double> rate_of(const Flight& f, std::chrono::steady_clock::time_point now) const;
   std::optional<Piece> start_piece(size_t blob, Interval bytes);
   std::chrono::steady_clock::time_point clock() const;
   void recompute_assigned(size_t blob);

@@ -9,8 +9,9 @@ RangedBlob::RangedBlob(const Descriptor& blob, BlobWriter& writer, RangePlan& pl
 Status RangedBlob::write(uint64_t piece, uint64_t offset, std::span<const char> bytes) {
   IMGPULL_TRY(writer_.write_at(offset, bytes.data(), bytes.size()));
   plan_.written(piece, offset + bytes.size());
-  if (follower_ != nullptr) follower_->grew(plan_.contiguous(index_));
-  IMGPULL_TRY(hash_prefix(offset, bytes));
+  uint64_t prefix = plan_.contiguous(index_);
+  if (follower_ != nullptr) follower_->grew(prefix);
+  IMGPULL_TRY(hash_prefix(offset, bytes, prefix));
   uint64_t received = plan_.received(index_);
   uint64_t due = next_report_.load();
   if (received >= due && next_report_.compare_exchange_strong(due, received + kProgressEveryBytes)) {
@@ -24,11 +25,11 @@ Status RangedBlob::write(uint64_t piece, uint64_t offset, std::span<const char> 
   return {};
 }
 
-Status RangedBlob::hash_prefix(uint64_t offset, std::span<const char> bytes) {
+Status RangedBlob::hash_prefix(uint64_t offset, std::span<const char> bytes, uint64_t prefix) {
   std::unique_lock lock(hash_mutex_, std::try_to_lock);
   if (!lock.owns_lock()) return {};
   writer_.hash_if_next(offset, bytes.data(), bytes.size());
-  return writer_.hash_file_until(plan_.contiguous(index_));
+  return writer_.hash_file_until(prefix);
 }
 
 Status RangedBlob::record() {

@@ -50,7 +50,8 @@ class RangedBlob {
  private:
   // Hashes the prefix as far as it reaches, unless another thread is at it
   // (it then hashes these bytes too, or finish_hash does).
-  Status hash_prefix(uint64_t offset, std::span<const char> bytes);
+  // `prefix`: where the blob's written bytes run without a gap from its start.
+  Status hash_prefix(uint64_t offset, std::span<const char> bytes, uint64_t prefix);
 
   const Descriptor& blob_;
   BlobWriter& writer_;

@@ -12,24 +12,27 @@ namespace {
 
 int flock_operation(FileLock::Mode mode) { return mode == FileLock::Mode::kShared ? LOCK_SH : LOCK_EX; }
 
-}  // namespace
-
-Result<UniqueFd> open_locked(const std::filesystem::path& path, FileLock::Mode mode) {
+// Opens (creating) `path` and flocks it; without `wait`, an empty UniqueFd
+// when another process holds a conflicting lock.
+Result<UniqueFd> open_and_lock(const std::filesystem::path& path, FileLock::Mode mode, bool wait) {
   UniqueFd fd(::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644));
   if (!fd) return sys_error("cannot open", path);
-  while (::flock(fd.get(), flock_operation(mode)) != 0) {
+  while (::flock(fd.get(), flock_operation(mode) | (wait ? 0 : LOCK_NB)) != 0) {
+    if (!wait && errno == EWOULDBLOCK) return UniqueFd();
     if (errno != EINTR) return sys_error("cannot lock", path);
   }
   return fd;
 }
 
+}  // namespace
+
+Result<UniqueFd> open_locked(const std::filesystem::path& path, FileLock::Mode mode) {
+  return open_and_lock(path, mode, /*wait=*/true);
+}
+
 Result<std::optional<UniqueFd>> try_open_locked(const std::filesystem::path& path, FileLock::Mode mode) {
-  UniqueFd fd(::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644));
-  if (!fd) return sys_error("cannot open", path);
-  while (::flock(fd.get(), flock_operation(mode) | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) return std::optional<UniqueFd>();
-    if (errno != EINTR) return sys_error("cannot lock", path);
-  }
+  IMGPULL_ASSIGN_OR_RETURN(UniqueFd fd, open_and_lock(path, mode, /*wait=*/false));
+  if (!fd) return std::optional<UniqueFd>();
   return std::optional<UniqueFd>(std::move(fd));
 }
 

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <string_view>
 
+#include "base/file_io.h"
 #include "base/remove_tree.h"
 #include "base/sys_error.h"
 
@@ -134,11 +135,9 @@ Status write_record(const fs::path& record, const fs::path& staging) {
     return sys_error("creating " + record.parent_path().string());
   }
   UniqueFd fd(::open(record.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!fd) return sys_error("cannot create", record);
   std::string text = staging.string();
-  if (!fd || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    return sys_error("writing " + record.string());
-  }
-  return ok_status();
+  return write_all(fd.get(), text.data(), text.size(), record);
 }
 
 Status check_target(int parent_fd, const std::string& name, const fs::path& target, const StagedDirOptions& options) {
